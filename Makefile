@@ -1,0 +1,50 @@
+# fitlab: `make lab` opens the workbook, `make test` runs every test.
+# Both create .venv and install fitlab into it on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Use the course's copy of the archive when it sits beside the repository;
+# otherwise fitlab looks in its data dir or downloads the official archive.
+SHARED_ARCHIVE := $(wildcard $(abspath ../shared/data/17flowers.tgz))
+ifneq ($(SHARED_ARCHIVE),)
+export FITLAB_FLOWERS17_ARCHIVE ?= $(SHARED_ARCHIVE)
+endif
+
+PYTEST_NOTEBOOKS := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
+
+.PHONY: install data lab test train bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+data: install
+	$(BIN)/python -m fitlab data
+
+lab: data
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+
+test: install
+	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests notebooks $(PYTEST_NOTEBOOKS)
+
+train: data
+	$(BIN)/python -m fitlab train --method generator --epochs 75 --batch-size 32 --seed 42 --out runs/tutorial
+
+bench: data
+	$(BIN)/python -m fitlab bench build
+	$(BIN)/python -m fitlab bench pipeline
+	$(BIN)/python -m fitlab bench loops
+	$(BIN)/python -m fitlab bench live
+
+lint: install
+	$(BIN)/ruff check fitlab tests examples notebooks
+
+clean:
+	rm -rf $(VENV) runs artifacts .pytest_cache

@@ -1,0 +1,80 @@
+"""Where fitlab keeps its data, and how long the notebooks train.
+
+Two environment variables steer everything a notebook or a test does:
+
+``FITLAB_PROFILE``
+    ``full`` (default) trains as the tutorial did (75 epochs); ``smoke`` trains
+    a few epochs so that every notebook runs in about a minute on two CPU cores.
+    The profiles differ in epoch counts only: same data, same code paths.
+``FITLAB_DATA_DIR``
+    Where the CSVs (and a downloaded archive) live; default
+    ``$XDG_CACHE_HOME/fitlab`` or ``~/.cache/fitlab``.
+
+``FITLAB_FLOWERS17_ARCHIVE`` points at a local copy of ``17flowers.tgz``; see
+:func:`fitlab.prepare_flowers17`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCHIVE_ENV = "FITLAB_FLOWERS17_ARCHIVE"
+DATA_DIR_ENV = "FITLAB_DATA_DIR"
+PROFILE_ENV = "FITLAB_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much training a notebook does.
+
+    Attributes
+    ----------
+    name : str
+        ``"full"`` or ``"smoke"``.
+    epochs : int
+        Epochs of the tutorial's main training run (75 in ``full``).
+    compare_epochs : int
+        Epochs of each run in a side-by-side comparison of training methods.
+    batch_size : int
+        The tutorial's batch size.
+    """
+
+    name: str
+    epochs: int
+    compare_epochs: int
+    batch_size: int = 32
+
+
+PROFILES = {
+    "full": Profile("full", epochs=75, compare_epochs=10),
+    "smoke": Profile("smoke", epochs=2, compare_epochs=1),
+}
+
+
+def get_profile() -> Profile:
+    """Return the profile named by ``FITLAB_PROFILE`` (default ``full``).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["FITLAB_PROFILE"] = "smoke"
+    >>> get_profile().epochs
+    2
+    """
+    name = os.environ.get(PROFILE_ENV, "full").strip().lower() or "full"
+    if name not in PROFILES:
+        raise ValueError(
+            f"{PROFILE_ENV}={name!r} is not a profile; use one of {sorted(PROFILES)}"
+        )
+    return PROFILES[name]
+
+
+def data_dir() -> Path:
+    """Return the directory that holds the CSVs: ``FITLAB_DATA_DIR`` or the user cache."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "fitlab"

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real Flowers-17 data, found through FITLAB_FLOWERS17_ARCHIVE.
+
+A test that needs the real data asks for ``flowers17_archive`` or
+``flowers17_csvs``. Without the archive such a test is skipped on a developer's
+machine and fails under ``CI=true``: CI must never pass by skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fitlab.config import ARCHIVE_ENV
+
+
+def _missing(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: real-data tests may not skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def flowers17_archive() -> Path:
+    """The real 17flowers.tgz named by FITLAB_FLOWERS17_ARCHIVE."""
+    value = os.environ.get(ARCHIVE_ENV)
+    if not value:
+        _missing(f"{ARCHIVE_ENV} is not set; point it at 17flowers.tgz to run real-data tests")
+    path = Path(value)
+    if not path.is_file():
+        _missing(f"{ARCHIVE_ENV}={value} does not exist")
+    return path
+
+
+@pytest.fixture(scope="session")
+def flowers17_csvs(flowers17_archive):
+    """The tutorial's CSVs built from the real archive (once; the manifest makes reuse instant)."""
+    from fitlab.data import prepare_flowers17
+
+    return prepare_flowers17(archive=flowers17_archive)
