@@ -50,9 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(run=_run_data)
 
     train = commands.add_parser("train", help="the tutorial's train.py, end to end")
-    train.add_argument("--method", choices=METHODS, required=True,
-                       help="fit (arrays), generator (fit on a data source), "
-                            "batch (train_on_batch loop), loop (compiled GradientTape loop)")
+    train.add_argument(
+        "--method",
+        choices=METHODS,
+        required=True,
+        help="fit (arrays), generator (fit on a data source), "
+        "batch (train_on_batch loop), loop (compiled GradientTape loop)",
+    )
     train.add_argument("--epochs", type=int, default=75)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--no-augment", dest="augment", action="store_false")
@@ -61,44 +65,70 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(train)
     train.set_defaults(run=_run_train)
 
-    bench = commands.add_parser("bench", help="benchmarks that print tables",
-                                description=f"benchmarks: {', '.join(BENCHMARKS)}; "
-                                            "`python -m fitlab bench NAME --help` for options")
+    bench = commands.add_parser(
+        "bench",
+        help="benchmarks that print tables",
+        description=f"benchmarks: {', '.join(BENCHMARKS)}; "
+        "`python -m fitlab bench NAME --help` for options",
+    )
     bench.add_argument("name", choices=BENCHMARKS)
     bench.set_defaults(run=_run_bench)
     return parser
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--archive", type=Path, help="17flowers.tgz (default: "
-                        "$FITLAB_FLOWERS17_ARCHIVE, a copy in the data dir, or a download)")
-    parser.add_argument("--data-dir", type=Path, help="where the CSVs go (default: "
-                        "$FITLAB_DATA_DIR or ~/.cache/fitlab)")
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="17flowers.tgz (default: "
+        "$FITLAB_FLOWERS17_ARCHIVE, a copy in the data dir, or a download)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the CSVs go (default: $FITLAB_DATA_DIR or ~/.cache/fitlab)",
+    )
 
 
 def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
     from fitlab.data import MANIFEST, prepare_flowers17
 
     start = time.perf_counter()
-    files = prepare_flowers17(data_dir=args.data_dir, archive=args.archive, size=args.size,
-                              force=args.force, progress=True)
+    files = prepare_flowers17(
+        data_dir=args.data_dir,
+        archive=args.archive,
+        size=args.size,
+        force=args.force,
+        progress=True,
+    )
     seconds = time.perf_counter() - start
     info = json.loads((files.train.parent / MANIFEST).read_text())["files"]
     train, test = info[files.train.name], info[files.test.name]
-    print(f"flowers17: {train['rows']:,} training + {test['rows']:,} testing rows, "
-          f"{args.size}x{args.size}x3, {(train['bytes'] + test['bytes']) / 1e6:.1f} MB "
-          f"in {files.train.parent} ({seconds:.1f} s)")
+    print(
+        f"flowers17: {train['rows']:,} training + {test['rows']:,} testing rows, "
+        f"{args.size}x{args.size}x3, {(train['bytes'] + test['bytes']) / 1e6:.1f} MB "
+        f"in {files.train.parent} ({seconds:.1f} s)"
+    )
     return 0
 
 
 def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
     from fitlab.training import train_tutorial
 
-    result = train_tutorial(args.method, epochs=args.epochs, batch_size=args.batch_size,
-                            augment=args.augment, seed=args.seed, out=args.out,
-                            data_dir=args.data_dir, archive=args.archive)
-    print(f"{args.method}: accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f}, "
-          f"{result['wall_s'] / 60:.1f} min; outputs in {args.out}")
+    result = train_tutorial(
+        args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        augment=args.augment,
+        seed=args.seed,
+        out=args.out,
+        data_dir=args.data_dir,
+        archive=args.archive,
+    )
+    print(
+        f"{args.method}: accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f}, "
+        f"{result['wall_s'] / 60:.1f} min; outputs in {args.out}"
+    )
     return 0
 
 

@@ -347,7 +347,9 @@ def split_rows(seed: int = 42) -> tuple[list[int], list[int]]:
         numbers = c * IMAGES_PER_CLASS + 1 + rng.permutation(IMAGES_PER_CLASS)
         train.extend(int(n) for n in numbers[:TRAIN_PER_CLASS])
         test.extend(int(n) for n in numbers[TRAIN_PER_CLASS : TRAIN_PER_CLASS + TEST_PER_CLASS])
-    return [train[i] for i in rng.permutation(len(train))], [test[i] for i in rng.permutation(len(test))]
+    return [train[i] for i in rng.permutation(len(train))], [
+        test[i] for i in rng.permutation(len(test))
+    ]
 
 
 def _refuse_escaping(archive: Path, member: tarfile.TarInfo) -> None:

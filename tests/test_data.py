@@ -103,12 +103,13 @@ def test_split_is_stratified_60_20_disjoint_and_seeded():
 
 def test_format_rows_writes_label_then_values_row_major_channels_last():
     image = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 3)
-    assert format_rows(["tulip"], [image]) == b"tulip," + b",".join(
-        str(v).encode() for v in range(12)
-    ) + b"\n"
-    assert format_rows(["a", "b"], [np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)]) == (
-        b"a,0,0,0\nb,255,255,255\n"
+    assert (
+        format_rows(["tulip"], [image])
+        == b"tulip," + b",".join(str(v).encode() for v in range(12)) + b"\n"
     )
+    assert format_rows(
+        ["a", "b"], [np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8)]
+    ) == (b"a,0,0,0\nb,255,255,255\n")
 
 
 def test_make_synthetic_csv_is_the_tutorials_format_and_deterministic(tmp_path):
@@ -119,7 +120,10 @@ def test_make_synthetic_csv_is_the_tutorials_format_and_deterministic(tmp_path):
     assert all(0 <= int(v) <= 255 for r in rows for v in r[1:])
     again = make_synthetic_csv(tmp_path / "t.csv", rows=7, size=4, classes=("x", "y", "z"), seed=3)
     assert path.read_bytes() == again.read_bytes()
-    assert path.read_bytes() != make_synthetic_csv(tmp_path / "u.csv", 7, 4, ("x", "y", "z"), 4).read_bytes()
+    assert (
+        path.read_bytes()
+        != make_synthetic_csv(tmp_path / "u.csv", 7, 4, ("x", "y", "z"), 4).read_bytes()
+    )
     with pytest.raises(ValueError, match="at least one class"):
         make_synthetic_csv(tmp_path / "v.csv", rows=1, classes=())
 
@@ -283,13 +287,17 @@ def test_symlink_member_is_refused(tmp_path):
 
 
 def test_wrong_count_of_images(tmp_path):
-    short = make_archive(tmp_path / "short.tgz", numbers=[n for n in range(1, N_IMAGES + 1) if n != 7])
+    short = make_archive(
+        tmp_path / "short.tgz", numbers=[n for n in range(1, N_IMAGES + 1) if n != 7]
+    )
     with pytest.raises(DatasetError, match=r"holds 1359 .*expected 1360.*missing \[7\]"):
         prepare_flowers17(data_dir=tmp_path / "out", archive=short)
 
 
 def test_unreadable_jpeg_is_named(tmp_path):
-    bad = make_archive(tmp_path / "bad.tgz", numbers=range(1, 5), extra=[("jpg/image_0005.jpg", b"no jpeg")])
+    bad = make_archive(
+        tmp_path / "bad.tgz", numbers=range(1, 5), extra=[("jpg/image_0005.jpg", b"no jpeg")]
+    )
     with pytest.raises(DatasetError, match=r"image_0005\.jpg"):
         prepare_flowers17(data_dir=tmp_path / "out", archive=bad)
 
@@ -361,7 +369,9 @@ def test_real_archive_builds_the_tutorials_csvs(flowers17_archive, tmp_path):
     assert {len(r) for r in train_rows + test_rows} == {12289}
     for rows, per_class in ((train_rows, 60), (test_rows, 20)):
         labels = [r[0] for r in rows]
-        assert {name: labels.count(name) for name in CLASS_NAMES} == dict.fromkeys(CLASS_NAMES, per_class)
+        assert {name: labels.count(name) for name in CLASS_NAMES} == dict.fromkeys(
+            CLASS_NAMES, per_class
+        )
 
     # One known image, decoded independently: the first training row.
     number = split_rows(42)[0][0]

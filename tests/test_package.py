@@ -29,7 +29,8 @@ def test_importing_fitlab_does_not_import_tensorflow():
 
 
 def test_cli_help_lists_the_commands():
-    out = subprocess.run([sys.executable, "-m", "fitlab", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "fitlab", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("data", "train", "bench"):
         assert command in out

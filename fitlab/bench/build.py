@@ -58,8 +58,14 @@ def measure(archive: Path, size: int, workdir: Path) -> list[dict]:
 
     start = time.perf_counter()
     _read_members(archive)
-    rows.append(_row("read + gunzip the archive", time.perf_counter() - start, len(members),
-                     archive.stat().st_size / 1e6))
+    rows.append(
+        _row(
+            "read + gunzip the archive",
+            time.perf_counter() - start,
+            len(members),
+            archive.stat().st_size / 1e6,
+        )
+    )
 
     start = time.perf_counter()
     images = [decode_image(data, size) for data in members]
@@ -73,19 +79,38 @@ def measure(archive: Path, size: int, workdir: Path) -> list[dict]:
     labels = ["daffodil"] * len(images)
     start = time.perf_counter()
     payload = format_rows(labels, images)
-    rows.append(_row("format rows, lookup table (used)", time.perf_counter() - start,
-                     len(images), len(payload) / 1e6))
+    rows.append(
+        _row(
+            "format rows, lookup table (used)",
+            time.perf_counter() - start,
+            len(images),
+            len(payload) / 1e6,
+        )
+    )
 
     start = time.perf_counter()
     naive = b"".join(
         (label + "," + ",".join(str(int(v)) for v in image.ravel()) + "\n").encode()
         for label, image in zip(labels, images, strict=True)
     )
-    rows.append(_row("format rows, str() per value (alt.)", time.perf_counter() - start,
-                     len(images), len(naive) / 1e6))
+    rows.append(
+        _row(
+            "format rows, str() per value (alt.)",
+            time.perf_counter() - start,
+            len(images),
+            len(naive) / 1e6,
+        )
+    )
     assert naive == payload, "the two formatters must write the same bytes"
-    rows.append({"stage": "peak RSS of this process", "seconds": None, "images_per_s": None,
-                 "mb_per_s": None, "peak_rss_mb": _peak_rss_mb()})
+    rows.append(
+        {
+            "stage": "peak RSS of this process",
+            "seconds": None,
+            "images_per_s": None,
+            "mb_per_s": None,
+            "peak_rss_mb": _peak_rss_mb(),
+        }
+    )
     return rows
 
 
@@ -99,11 +124,16 @@ def print_table(rows: list[dict], archive: Path) -> None:
             continue
         mb = f"{row['mb_per_s']:.1f}" if row["mb_per_s"] else ""
         print(f"{row['stage']:<40}{row['seconds']:>9.2f}{row['images_per_s']:>11.0f}{mb:>9}")
-    by_stage = {row["stage"]: row["seconds"] for row in rows}
-    print(f"draft-mode decoding is {by_stage['decode, full size (alternative)'] / by_stage['decode, JPEG draft mode (used)']:.1f}x "
-          f"faster than a full decode; the lookup-table formatter "
-          f"{by_stage['format rows, str() per value (alt.)'] / by_stage['format rows, lookup table (used)']:.1f}x "
-          f"faster than str(); whole build {by_stage['whole build (prepare_flowers17)']:.1f} s (goal <= 15 s)")
+    seconds = {row["stage"]: row["seconds"] for row in rows}
+    draft = seconds["decode, full size (alternative)"] / seconds["decode, JPEG draft mode (used)"]
+    table = (
+        seconds["format rows, str() per value (alt.)"] / seconds["format rows, lookup table (used)"]
+    )
+    print(
+        f"draft-mode decoding is {draft:.1f}x faster than a full decode; the lookup-table "
+        f"formatter {table:.1f}x faster than str(); whole build "
+        f"{seconds['whole build (prepare_flowers17)']:.1f} s (goal <= 15 s)"
+    )
 
 
 def _row(stage: str, seconds: float, images: int, megabytes: float | None = None) -> dict:
