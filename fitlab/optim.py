@@ -16,14 +16,19 @@ def legacy_sgd(
     Keras 2 divided the rate by ``1 + decay * iterations``, counting
     *batches* (the tutorial's text says epochs; its code counted batches).
     Keras 3 accepts ``SGD(decay=…)`` with a warning and ignores it; an
-    ``InverseTimeDecay`` with ``decay_steps=1`` gives exactly the old rates.
+    ``InverseTimeDecay`` with ``decay_steps=1`` gives exactly the old rates:
+    ``learning_rate / (1 + decay * optimizer.iterations)``, where
+    ``optimizer.iterations`` counts applied batches.
 
     Examples
     --------
     >>> opt = legacy_sgd(1e-2, decay=1e-2 / 75)  # doctest: +SKIP
-    >>> float(opt.learning_rate)  # at iteration 0
-    0.01
+    >>> opt.iterations.assign(750)  # 750 batches: ~23 epochs of 1,020 rows at batch 32
+    >>> round(float(opt.learning_rate), 6)  # 1e-2 / (1 + 1e-2 / 75 * 750)
+    0.009091
     """
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
     if decay < 0:
         raise ValueError(f"decay must be >= 0, got {decay}")
     rate = (
