@@ -36,6 +36,7 @@ _PUBLIC = {
     "prepare_flowers17": "data",
     # csvrows
     "CSVFormatError": "csvrows",
+    "BadRowsWarning": "csvrows",
     "parse_row": "csvrows",
     "load_csv": "csvrows",
     "classes_from_csv": "csvrows",
@@ -57,12 +58,22 @@ _PUBLIC = {
     # training
     "train_on_batches": "training",
     "train_tutorial": "training",
+    "ResumableCheckpoint": "training",
+    "resume_from": "training",
     # loop
     "CompiledLoop": "loop",
     # evaluate
     "predict_all": "evaluate",
     "report": "evaluate",
     "plot_confusion": "evaluate",
+    # compat
+    "fit_generator": "compat",
+    "evaluate_generator": "compat",
+    "predict_generator": "compat",
+    "enable_legacy_methods": "compat",
+    "legacy_history": "compat",
+    "SGD": "compat",
+    "ImageDataGenerator": "compat",
     # live
     "LivePlot": "live",
     "plot_history": "live",

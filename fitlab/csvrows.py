@@ -1,0 +1,583 @@
+"""Read the tutorial's CSV rows fast and strictly.
+
+A row is ``label,v1,v2,…,vK``: the class name, then ``K = size × size × 3``
+RGB values, each a base-10 integer 0–255. Files may have ``\\n`` or ``\\r\\n``
+line ends, a UTF-8 byte-order mark, blank lines (skipped) and may be
+gzip-compressed (``.csv.gz``, recognised by its magic bytes); all give the
+same arrays as the clean file.
+
+Parsing is vectorised over a whole batch of rows. The value parts of the rows
+are joined into one buffer, each row ending in ``\\n``; one ``numpy`` pass
+finds every separator, and for each field the four bytes before its separator
+are read as one little-endian ``uint32``. Two 64 Ki-entry lookup tables turn
+the halves of that word into the field's value, or into a sentinel above 255
+when the field is empty or longer than three digits. A few counts then prove
+that the buffer holds nothing but digits, commas and the row ends, and that
+every row has exactly ``K`` fields. This fast path never guesses: when any
+check fails, a precise row-by-row path finds the first bad line and raises
+:class:`CSVFormatError` naming the file and the 1-based line (or, with
+``on_bad_row="skip"``, drops and reports the bad rows). Valid but unusual
+spellings the fast path does not take, such as ``007``, are parsed there too.
+
+Examples
+--------
+>>> label, values = parse_row(b"tulip,0,7,255", values=3)
+>>> label, values.tolist()
+('tulip', [0, 7, 255])
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
+ON_BAD_ROW = ("raise", "skip")
+_WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
+# Bytes before the first row, so that every field has four bytes before its separator.
+_PAD = b"\n" * 4
+_FIX = (
+    "Fix or delete that row, or pass on_bad_row='skip' to skip bad rows "
+    "(they are counted and reported)."
+)
+
+
+class CSVFormatError(ValueError):
+    """A row of a CSV file is not ``label,v1,…,vK`` with every value an integer 0–255.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    line : int or None
+        The 1-based line, when the reader can know it.
+    reason : str
+        What is wrong with the row.
+    """
+
+    def __init__(self, path: str | os.PathLike, line: int | None, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):
+        # Worker processes send errors back pickled; the default would call __init__(message).
+        return (type(self), (self.path, self.line, self.reason))
+
+
+class BadRowsWarning(UserWarning):
+    """Rows were skipped (``on_bad_row="skip"``); ``.errors`` lists one CSVFormatError each."""
+
+    def __init__(self, path: str | os.PathLike, errors: Sequence[CSVFormatError]):
+        self.path, self.errors = str(path), list(errors)
+        shown = "; ".join(f"line {e.line}: {e.reason.split('. Fix')[0]}" for e in self.errors[:3])
+        more = f"; … and {len(self.errors) - 3} more" if len(self.errors) > 3 else ""
+        super().__init__(f"skipped {len(self.errors)} bad row(s) of {path}: {shown}{more}")
+
+
+def report_skipped(path: str | os.PathLike, errors: Sequence[CSVFormatError], stacklevel: int = 3):
+    """Warn with a :class:`BadRowsWarning` when ``errors`` is not empty."""
+    if errors:
+        warnings.warn(BadRowsWarning(path, errors), stacklevel=stacklevel)
+
+
+def check_on_bad_row(on_bad_row: str) -> None:
+    if on_bad_row not in ON_BAD_ROW:
+        raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables over byte pairs; see the module docstring.
+
+    For a field ending just before its separator, ``B3`` is its last byte and
+    ``B2, B1, B0`` the three before. ``HI[B3 * 256 + B2]`` holds the units and
+    tens (bit 15 set when ``B2`` is a digit, so the hundreds count);
+    ``LO[B1 * 256 + B0]`` the hundreds. ``0x4000`` marks an empty field or one
+    of four or more digits: the sum then exceeds 255.
+    """
+    code = np.arange(256)
+    digit = (code >= 48) & (code <= 57)
+    invalid = 0x4000
+    last, before = code[:, None], code[None, :]
+    hi = np.where(digit[before], (last - 48) + 10 * (before - 48) + 0x8000, last - 48)
+    hi = np.where(digit[last], hi, invalid)
+    hundreds, first = code[:, None], code[None, :]
+    lo = np.where(digit[hundreds], np.where(digit[first], invalid, 100 * (hundreds - 48)), 0)
+    return hi.astype(np.uint16).ravel(), lo.astype(np.uint16).ravel()
+
+
+_HI, _LO = _tables()
+
+
+def join_rows(parts: Iterable[bytes | memoryview]) -> bytes:
+    """Join value parts into the buffer :func:`decode_joined` reads."""
+    return _PAD + b"\n".join(parts) + b"\n"
+
+
+def decode_joined(blob: bytes | bytearray, rows: int, values: int) -> np.ndarray | None:
+    """The fast path: ``(rows, values)`` ``uint8``, or ``None`` when any row is not clean.
+
+    ``blob`` is four padding bytes, then each row's values followed by ``\\n``
+    (as :func:`join_rows` makes it).
+    """
+    b = np.frombuffer(blob, dtype=np.uint8)
+    body = b[len(_PAD) :]
+    total = rows * values
+    ends = np.flatnonzero(body < 48)  # every ',' and '\n' (and any stray control byte)
+    if ends.size != total or total == 0:
+        return None
+    # There are `rows` newlines by construction, so with exactly total - rows commas
+    # the bytes below '0' are all separators; nothing may lie above '9'.
+    if np.count_nonzero(body == 44) != total - rows or np.count_nonzero(body > 57):
+        return None
+    if not np.all(body[ends[values - 1 :: values]] == 10):
+        return None  # some row has too many or too few fields
+    words = np.ndarray((b.size - 3,), dtype="<u4", buffer=blob, strides=(1,))
+    window = words.take(ends)  # bytes e-4 … e-1 before each separator
+    hi = _HI.take(window >> 16)
+    lo = _LO.take(window & 0xFFFF)
+    out = (hi & 0x7FFF) + lo * (hi >> 15)
+    if out.max() > 255:
+        return None
+    return out.astype(np.uint8).reshape(rows, values)
+
+
+def strict_values(
+    part: bytes | memoryview,
+    values: int,
+    path: str | os.PathLike,
+    line: int | None,
+    cut_off: bool = False,
+) -> np.ndarray:
+    """Parse one row's values the slow, precise way, or raise :class:`CSVFormatError`."""
+    fields = bytes(part).split(b",")
+    for column, token in enumerate(fields[:values], start=2):
+        if not token:
+            raise CSVFormatError(path, line, f"column {column} is empty. {_FIX}")
+        if not token.isdigit():  # ASCII digits only: no sign, space, dot or '_'
+            if token[:1] == b"-" and token[1:].isdigit():
+                reason = f"value {token.decode()} in column {column} is outside 0–255"
+            else:
+                reason = f"{_show(token)} in column {column} is not a base-10 integer"
+            raise CSVFormatError(path, line, f"{reason}. {_FIX}")
+        if len(token.lstrip(b"0")) > 3 or int(token) > 255:  # no int() of a huge token
+            raise CSVFormatError(
+                path,
+                line,
+                f"value {_show(token)[2:-1]} in column {column} is outside 0–255. {_FIX}",
+            )
+    if len(fields) != values:
+        if cut_off and len(fields) < values:
+            reason = (
+                f"the file ends in the middle of this row ({len(fields)} of {values} values, "
+                "no line end): it was cut off. Rebuild or re-download the file"
+            )
+        else:
+            reason = f"{len(fields)} values after the label, expected {values}. {_FIX}"
+        raise CSVFormatError(path, line, reason)
+    return np.array([int(token) for token in fields], dtype=np.uint8)
+
+
+def decode_rows(
+    parts: Sequence[bytes | memoryview],
+    values: int,
+    path: str | os.PathLike,
+    lines: Sequence[int | None],
+    *,
+    on_bad_row: str = "raise",
+    cut_off: Sequence[bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[CSVFormatError]]:
+    """Parse many rows' value parts into ``uint8``.
+
+    Returns ``(images, kept, errors)``: ``images`` has one row per kept row,
+    ``kept`` is a boolean mask over ``parts``, ``errors`` the skipped rows'
+    errors (always empty with ``on_bad_row="raise"``, which raises the first).
+    """
+    n = len(parts)
+    fast = decode_joined(join_rows(parts), n, values) if n else None
+    if fast is not None:
+        return fast, np.ones(n, dtype=bool), []
+    images = np.empty((n, values), dtype=np.uint8)
+    kept = np.ones(n, dtype=bool)
+    errors: list[CSVFormatError] = []
+    for i, part in enumerate(parts):
+        try:
+            images[i] = strict_values(part, values, path, lines[i], bool(cut_off and cut_off[i]))
+        except CSVFormatError as exc:
+            if on_bad_row == "raise":
+                raise
+            kept[i] = False
+            errors.append(exc)
+    return images[kept], kept, errors
+
+
+def split_label(
+    line: bytes, path: str | os.PathLike, line_no: int | None
+) -> tuple[str, memoryview]:
+    """``b"tulip,1,2"`` → ``("tulip", view of b"1,2")``; a missing or binary label is an error."""
+    end = len(line)
+    while end and line[end - 1] in b"\r\n":  # a line end may still be there
+        end -= 1
+    comma = line.find(b",", 0, end)
+    if comma < 0:
+        raise CSVFormatError(path, line_no, f"no comma: a row is 'label,v1,v2,…'. {_FIX}")
+    # A view, not a copy: the values are copied once, when a batch is joined.
+    return decode_label(line[:comma], path, line_no), memoryview(line)[comma + 1 : end]
+
+
+def decode_label(label: bytes, path: str | os.PathLike, line_no: int | None) -> str:
+    if not label.strip():
+        raise CSVFormatError(path, line_no, f"the label (column 1) is empty. {_FIX}")
+    try:
+        return label.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CSVFormatError(
+            path, line_no, f"the label {_show(label)} is not UTF-8 text (binary data?). {_FIX}"
+        ) from None
+
+
+def parse_row(
+    line: bytes | str,
+    *,
+    values: int | None = None,
+    path: str | os.PathLike = "<row>",
+    line_no: int | None = None,
+) -> tuple[str, np.ndarray]:
+    """Parse one CSV row into its label and a flat ``uint8`` array of values.
+
+    Parameters
+    ----------
+    line : bytes or str
+        One row, with or without its line end.
+    values : int, optional
+        How many values the row must have; any count when omitted.
+    path, line_no
+        Named in the error message.
+
+    Examples
+    --------
+    >>> parse_row("iris,1,2,3\\r\\n")[1]
+    array([1, 2, 3], dtype=uint8)
+    >>> parse_row("iris,1,256,3", path="x.csv", line_no=7)
+    Traceback (most recent call last):
+    ...
+    fitlab.csvrows.CSVFormatError: x.csv, line 7: value 256 in column 3 is outside 0–255. ...
+    """
+    if isinstance(line, str):
+        line = line.encode("utf-8")
+    line = line.rstrip(b"\r\n")
+    label, rest = split_label(line, path, line_no)
+    count = values if values is not None else bytes(rest).count(b",") + 1
+    images, _, _ = decode_rows([rest], count, path, [line_no])
+    return label, images[0]
+
+
+def open_binary(path: str | os.PathLike):
+    """Open a CSV for reading bytes, decompressing it when it is gzip (by its magic bytes)."""
+    f = open(path, "rb", buffering=1 << 20)  # rows are ~40 kB: read far ahead of them
+    if f.read(2) == GZIP_MAGIC:
+        f.close()
+        return io.BufferedReader(gzip.GzipFile(path, "rb"), buffer_size=1 << 20)
+    f.seek(0)
+    return f
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(line_no, line, complete)`` for every non-blank line.
+
+    ``line_no`` is 1-based; a leading UTF-8 BOM is dropped; the line keeps its
+    line end (:func:`split_label` drops it, without copying the row);
+    ``complete`` is False only for a last line with no line end.
+    """
+    with open_binary(path) as f:
+        for line_no, raw in enumerate(f, start=1):
+            if line_no == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            # Blank: only whitespace. (strip() would copy every long row: test the first byte.)
+            if raw[0] not in _WHITESPACE or raw.strip():
+                yield line_no, raw, raw.endswith(b"\n")
+
+
+def values_for(size: int) -> int:
+    return size * size * 3
+
+
+def infer_values(rest: bytes | memoryview, path: str | os.PathLike, line_no: int) -> int:
+    """The values per row, from a first row; it must be ``size × size × 3``."""
+    count = bytes(rest).count(b",") + 1
+    side = math.isqrt(count // 3)
+    if count % 3 or side * side * 3 != count:
+        raise CSVFormatError(
+            path,
+            line_no,
+            f"{count} values is not size × size × 3 for any size, so the image size cannot be "
+            "inferred from this first row. Pass size= or fix the row.",
+        )
+    return count
+
+
+def side_of(values: int) -> int:
+    return math.isqrt(values // 3)
+
+
+class LoadedCSV(tuple):
+    """``(images, labels)`` as :func:`load_csv` returns it; ``.skipped`` lists skipped rows."""
+
+    skipped: list[CSVFormatError]
+
+    def __new__(cls, images: np.ndarray, labels: np.ndarray, skipped: list[CSVFormatError]):
+        self = super().__new__(cls, (images, labels))
+        self.skipped = skipped
+        return self
+
+
+def load_csv(
+    path: str | os.PathLike,
+    *,
+    on_bad_row: str = "raise",
+    size: int | None = None,
+    chunk_rows: int = 32,
+) -> LoadedCSV:
+    """Load a whole CSV into memory: ``(images uint8 (N, H, W, 3), labels str (N,))``.
+
+    Parameters
+    ----------
+    path : path
+        A plain or gzip-compressed CSV.
+    on_bad_row : {"raise", "skip"}
+        ``"raise"``: the first bad row raises :class:`CSVFormatError` (file and
+        line named). ``"skip"``: bad rows are dropped, a :class:`BadRowsWarning`
+        lists them and the result's ``.skipped`` holds their errors.
+    size : int, optional
+        The image side; inferred from the first row when omitted.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from fitlab.data import make_synthetic_csv
+    >>> p = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=5, size=4)
+    >>> images, labels = load_csv(p)
+    >>> images.shape, images.dtype, labels[:2].tolist()
+    ((5, 4, 4, 3), dtype('uint8'), ['daffodil', 'snowdrop'])
+    """
+    check_on_bad_row(on_bad_row)
+    values = values_for(size) if size is not None else None
+    chunks: list[np.ndarray] = []
+    labels: list[str] = []
+    skipped: list[CSVFormatError] = []
+    pending: list[tuple[int, str, bytes, bool]] = []
+
+    def flush():
+        nonlocal values
+        if not pending:
+            return
+        if values is None:
+            values = infer_values(pending[0][2], path, pending[0][0])
+        images, kept, errors = decode_rows(
+            [p[2] for p in pending], values, path, [p[0] for p in pending],
+            on_bad_row=on_bad_row, cut_off=[not p[3] for p in pending],
+        )  # fmt: skip
+        chunks.append(images)
+        labels.extend(p[1] for p, k in zip(pending, kept, strict=True) if k)
+        skipped.extend(errors)
+        pending.clear()
+
+    for line_no, line, complete in iter_lines(path):
+        try:
+            label, rest = split_label(line, path, line_no)
+        except CSVFormatError as exc:
+            if on_bad_row == "raise":
+                raise
+            skipped.append(exc)
+            continue
+        pending.append((line_no, label, rest, complete))
+        if len(pending) >= chunk_rows:
+            flush()
+    flush()
+    skipped.sort(key=lambda e: e.line or 0)
+    report_skipped(path, skipped)
+    side = side_of(values) if values else (size or 0)
+    images = np.concatenate(chunks) if chunks else np.empty((0, side * side * 3), np.uint8)
+    return LoadedCSV(images.reshape(-1, side, side, 3), np.array(labels, dtype=str), skipped)
+
+
+def classes_from_csv(path: str | os.PathLike) -> list[str]:
+    """The sorted distinct labels of a CSV, as scikit-learn's ``LabelBinarizer`` sorts them.
+
+    Only the labels are read (values are not checked).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from fitlab.data import make_synthetic_csv
+    >>> p = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=3, size=1)
+    >>> classes_from_csv(p)
+    ['daffodil', 'lilyvalley', 'snowdrop']
+    """
+    labels = {split_label(line, path, line_no)[0] for line_no, line, _ in iter_lines(path)}
+    return sorted(labels)
+
+
+def encode_labels(
+    labels: Sequence[str],
+    classes: Sequence[str],
+    path: str | os.PathLike,
+    lines: Sequence[int | None],
+) -> np.ndarray:
+    """Class indices of ``labels``; an unknown label is a CSVFormatError naming it and its line."""
+    lookup = {name: i for i, name in enumerate(classes)}
+    codes = np.empty(len(labels), dtype=np.int64)
+    for i, label in enumerate(labels):
+        code = lookup.get(label)
+        if code is None:
+            raise CSVFormatError(path, lines[i], unknown_label_reason(label, classes))
+        codes[i] = code
+    return codes
+
+
+def unknown_label_reason(label: str, classes: Sequence[str]) -> str:
+    return (
+        f"unknown label {label!r}: the classes (from the training CSV) are {list(classes)}. "
+        "Pass classes= covering every label, or fix the row"
+    )
+
+
+def _show(token: bytes, limit: int = 20) -> str:
+    text = repr(token[:limit])
+    return text + ("…" if len(token) > limit else "")
+
+
+def plain_copy(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
+    """Decompress a gzip CSV to a temporary plain file for random access (caller deletes it)."""
+    import shutil
+    import tempfile
+
+    fd, name = tempfile.mkstemp(dir=directory, prefix="fitlab-", suffix=".csv")
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        os.unlink(name)
+        raise
+    return Path(name)
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+class RowIndex:
+    """Where each row's values lie in a plain CSV: byte offsets, lengths, lines and labels.
+
+    Built by :func:`index_rows`; a few bytes per row, whatever the image size.
+
+    Attributes
+    ----------
+    offsets, lengths, lines : np.ndarray
+        Byte offset and length of each row's values (label and line end
+        excluded) and its 1-based line number.
+    labels : list of str
+        Each row's label.
+    values : int
+        Values per row (``size × size × 3``), from the first row.
+    cut_off : bool
+        The last row has no line end.
+    errors : list of CSVFormatError
+        Rows left out with ``on_bad_row="skip"``.
+    """
+
+    def __init__(self, offsets, lengths, lines, labels, values, cut_off, errors, file_size):
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.lines = np.asarray(lines, dtype=np.int64)
+        self.labels = labels
+        self.values = values
+        self.cut_off = cut_off
+        self.errors = errors
+        self.file_size = file_size
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where ``mask`` is False."""
+        self.offsets, self.lengths, self.lines = (
+            a[mask] for a in (self.offsets, self.lengths, self.lines)
+        )
+        self.labels = [label for label, k in zip(self.labels, mask, strict=True) if k]
+
+
+def index_rows(
+    path: str | os.PathLike,
+    *,
+    shown: str | os.PathLike | None = None,
+    on_bad_row: str = "raise",
+    block: int = 1 << 22,
+) -> RowIndex:
+    """Scan a plain CSV once, in ``block``-sized reads, and index its rows.
+
+    Memory stays at about ``block`` bytes plus a few bytes a row. Labels are
+    checked here (``shown`` is the name used in errors); values are not.
+    """
+    shown = shown if shown is not None else path
+    offsets: list[int] = []
+    lengths: list[int] = []
+    lines: list[int] = []
+    labels: list[str] = []
+    errors: list[CSVFormatError] = []
+    values = None
+    line_no = 0
+    base = 0  # file offset of buf[0]
+    buf = b""
+    cut_off = False
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            chunk = f.read(block)
+            buf = buf + chunk if buf else chunk
+            start = 0
+            if base == 0 and line_no == 0 and buf.startswith(BOM):
+                start = len(BOM)
+            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10).tolist()
+            if not chunk and start < len(buf):
+                ends.append(len(buf))  # a last line with no line end
+                cut_off = True
+            for end in ends:
+                line_no += 1
+                stop = end - 1 if end > start and buf[end - 1] == 13 else end
+                if start == stop or (buf[start] in _WHITESPACE and not buf[start:stop].strip()):
+                    start = end + 1
+                    continue  # blank line
+                try:
+                    comma = buf.find(b",", start, stop)
+                    if comma < 0:
+                        raise CSVFormatError(
+                            shown, line_no, f"no comma: a row is 'label,v1,…'. {_FIX}"
+                        )
+                    label = decode_label(buf[start:comma], shown, line_no)
+                    if values is None:
+                        values = infer_values(buf[comma + 1 : stop], shown, line_no)
+                except CSVFormatError as exc:
+                    if on_bad_row == "raise":
+                        raise
+                    errors.append(exc)
+                else:
+                    offsets.append(base + comma + 1)
+                    lengths.append(stop - comma - 1)
+                    lines.append(line_no)
+                    labels.append(label)
+                start = end + 1
+            if not chunk:
+                break
+            base += start
+            buf = buf[start:]  # the partial last line, carried into the next block
+    cut_off = cut_off and bool(lines) and lines[-1] == line_no
+    return RowIndex(offsets, lengths, lines, labels, values or 0, cut_off, errors, base + len(buf))

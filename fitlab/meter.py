@@ -1,0 +1,130 @@
+"""InputMeter: how long training waited for its input ("is my generator starving the GPU?").
+
+A data source (or a loop) given ``meter=`` adds, for every batch it hands
+over, the seconds its consumer spent waiting for that batch, plus one batch
+and the batch's images. ``LivePlot(meter=...)`` shows ``Δwait_s / Δelapsed``:
+near 0 the model is the bottleneck; near 1 the input is.
+
+What exactly is measured, source by source:
+
+``csv_image_generator``
+    The time from the consumer's ``next()`` resuming the generator to the
+    batch being yielded: the consumer is blocked for exactly that long.
+``CSVSequence`` without background workers (``workers=1``, threads)
+    The time spent in ``__getitem__``, which runs in the caller's thread: again
+    exactly the time the caller is blocked.
+``CSVSequence`` with background workers (``workers > 1`` or
+``use_multiprocessing=True``)
+    Keras runs ``__getitem__`` in a pool and its queue hands batches over; a
+    dataset cannot see the consumer there. Each batch then adds its
+    production time divided by ``workers``: the share of the pool's capacity
+    it used. ``Δwait_s / Δelapsed`` is then the pool's utilisation, which is
+    near 1 exactly when the workers cannot keep up, i.e. when the consumer
+    starves; it is an upper bound on the consumer's true waiting share.
+``csv_dataset``
+    Measured on the consumer's side of the last ``prefetch``: a timestamp is
+    taken when the consumer asks for the next element and another when it
+    gets it (a ``zip`` and a ``map`` that run in the consumer's own
+    ``GetNext`` call), so this is the true wait, prefetching included.
+
+For the Python sources the figure is exact when the consumer pulls from them
+directly (a ``for`` loop, ``fitlab.train_on_batches``, ``CompiledLoop``,
+``predict_all``). Keras's ``fit`` on the TensorFlow backend puts a
+``tf.data`` prefetch in front of a generator or a worker-less ``PyDataset``;
+the figure is then the time the prefetch thread waited, an upper bound on the
+training step's wait. Give a meter to the source *or* to a loop that
+measures its own ``next()``, not both, or the waits are counted twice.
+
+The counters live in shared memory, so ``CSVSequence`` workers in forked
+processes add to the same meter; updates are locked.
+
+Examples
+--------
+>>> meter = InputMeter()
+>>> meter.add(0.25, images=32)
+>>> meter.wait_s, meter.batches, meter.images
+(0.25, 1, 32)
+>>> with meter.waiting(images=32):
+...     pass
+>>> meter.batches
+2
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+
+class InputMeter:
+    """Counts the seconds a consumer waited for input, the batches and the images.
+
+    Attributes
+    ----------
+    wait_s : float
+        Seconds waited, summed; never decreases except by :meth:`reset`.
+    batches, images : int
+        How many batches and images were handed over.
+    """
+
+    def __init__(self):
+        # [wait_s, batches, images] in shared memory: forked workers share it.
+        self._values = multiprocessing.RawArray("d", 3)
+        self._lock = multiprocessing.Lock()
+
+    @property
+    def wait_s(self) -> float:
+        return float(self._values[0])
+
+    @property
+    def batches(self) -> int:
+        return int(self._values[1])
+
+    @property
+    def images(self) -> int:
+        return int(self._values[2])
+
+    def add(self, wait_s: float, images: int = 0, batches: int = 1) -> None:
+        """Record ``batches`` batches of ``images`` images that kept the consumer ``wait_s`` s."""
+        with self._lock:
+            self._values[0] += max(0.0, float(wait_s))
+            self._values[1] += batches
+            self._values[2] += images
+
+    def reset(self) -> None:
+        """Start counting again from zero."""
+        with self._lock:
+            self._values[0] = self._values[1] = self._values[2] = 0.0
+
+    @contextmanager
+    def waiting(self, images: int = 0) -> Iterator[None]:
+        """Time the ``with`` block as one batch's wait."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(time.perf_counter() - start, images=images)
+
+    def timed(self, batches: Iterable) -> Iterator:
+        """Yield from ``batches``, timing each ``next()`` as the consumer's wait."""
+        iterator = iter(batches)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            self.add(time.perf_counter() - start, images=count_images(batch))
+            yield batch
+
+    def __repr__(self) -> str:
+        return f"InputMeter(wait_s={self.wait_s:.3f}, batches={self.batches}, images={self.images})"
+
+
+def count_images(batch) -> int:
+    """The number of samples in a batch ``x`` or ``(x, y[, w])`` (0 when unknown)."""
+    x = batch[0] if isinstance(batch, tuple | list) else batch
+    shape = getattr(x, "shape", None)
+    return int(shape[0]) if shape else 0

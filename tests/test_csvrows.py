@@ -1,0 +1,227 @@
+"""The row parser: fast path == strict path, every accepted variant, every bad row named."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from fitlab import csvrows
+from fitlab.csvrows import BadRowsWarning, CSVFormatError, classes_from_csv, load_csv, parse_row
+from fitlab.data import CLASS_NAMES, make_synthetic_csv
+
+SIZE = 4  # 48 values a row: tiny files, every code path
+
+
+@pytest.fixture
+def clean(tmp_path):
+    return make_synthetic_csv(tmp_path / "clean.csv", rows=7, size=SIZE, seed=3)
+
+
+def _lines(path) -> list[bytes]:
+    return path.read_bytes().splitlines()
+
+
+def _write(path, lines: list[bytes], end=b"\n", final=True) -> None:
+    path.write_bytes(end.join(lines) + (end if final else b""))
+
+
+def test_parse_row_gives_label_and_uint8_values():
+    label, values = parse_row("tulip,0,7,10,99,100,255\r\n")
+    assert label == "tulip"
+    assert values.dtype == np.uint8
+    assert values.tolist() == [0, 7, 10, 99, 100, 255]
+
+
+def test_leading_zeros_are_base_10_integers():
+    assert parse_row(b"iris,007,0255,000", values=3)[1].tolist() == [7, 255, 0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_path_matches_python_int_on_random_rows(seed):
+    rng = np.random.default_rng(seed)
+    # Every width of number, at every alignment: values drawn to favour 0, 9, 10, 99, 100, 255.
+    values = rng.choice([0, 1, 9, 10, 55, 99, 100, 199, 254, 255], size=(9, 300)).astype(np.uint8)
+    parts = [b",".join(str(v).encode() for v in row) for row in values]
+    fast = csvrows.decode_joined(csvrows.join_rows(parts), len(parts), 300)
+    assert fast is not None
+    np.testing.assert_array_equal(fast, values)
+    expected = np.array([[int(x) for x in p.split(b",")] for p in parts])
+    np.testing.assert_array_equal(fast, expected)
+
+
+def test_load_csv_shapes_and_labels(clean):
+    images, labels = load_csv(clean)
+    assert images.shape == (7, SIZE, SIZE, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [CLASS_NAMES[i % 3] for i in range(7)]
+    first = np.array([int(x) for x in _lines(clean)[0].split(b",")[1:]], dtype=np.uint8)
+    np.testing.assert_array_equal(images[0].ravel(), first)
+
+
+def test_load_csv_size_must_match(clean):
+    with pytest.raises(CSVFormatError, match="line 1: 48 values after the label, expected 12"):
+        load_csv(clean, size=2)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["crlf", "bom", "blank_lines", "gzip", "no_final_newline", "all_at_once"],
+)
+def test_accepted_variants_give_the_clean_arrays(clean, tmp_path, variant):
+    lines = _lines(clean)
+    path = tmp_path / "variant.csv"
+    if variant == "crlf":
+        _write(path, lines, end=b"\r\n")
+    elif variant == "bom":
+        path.write_bytes(csvrows.BOM + clean.read_bytes())
+    elif variant == "blank_lines":
+        _write(path, [b""] + lines[:3] + [b"", b"  \t", b"\r"] + lines[3:] + [b""])
+    elif variant == "gzip":
+        path = tmp_path / "variant.csv.gz"
+        path.write_bytes(gzip.compress(clean.read_bytes()))
+    elif variant == "no_final_newline":
+        _write(path, lines, final=False)
+    else:  # every variant in one file, gzip-compressed
+        path = tmp_path / "variant.csv.gz"
+        payload = csvrows.BOM + b"\r\n".join(lines[:2] + [b""] + lines[2:])
+        path.write_bytes(gzip.compress(payload))
+    images, labels = load_csv(path)
+    ref_images, ref_labels = load_csv(clean)
+    np.testing.assert_array_equal(images, ref_images)
+    assert labels.tolist() == ref_labels.tolist()
+    assert classes_from_csv(path) == classes_from_csv(clean)
+
+
+def _bad_row(clean_line: bytes, kind: str) -> bytes:
+    label, *values = clean_line.split(b",")
+    if kind == "too_few":
+        return b",".join([label] + values[:-1])
+    if kind == "too_many":
+        return b",".join([label] + values + [b"1"])
+    if kind == "not_integer":
+        return b",".join([label] + values[:5] + [b"1.5"] + values[6:])
+    if kind == "hex":
+        return b",".join([label] + values[:5] + [b"0x1f"] + values[6:])
+    if kind == "out_of_range":
+        return b",".join([label] + values[:5] + [b"256"] + values[6:])
+    if kind == "negative":
+        return b",".join([label] + values[:5] + [b"-3"] + values[6:])
+    if kind == "empty_field":
+        return b",".join([label] + values[:5] + [b""] + values[6:])
+    if kind == "empty_label":
+        return b",".join([b""] + values)
+    if kind == "space":
+        return b",".join([label] + values[:5] + [b" 12"] + values[6:])
+    if kind == "garbage":
+        return bytes(range(256)) * 3
+    raise AssertionError(kind)
+
+
+BAD_KINDS = {
+    "too_few": "47 values after the label, expected 48",
+    "too_many": "49 values after the label, expected 48",
+    "not_integer": r"b'1.5' in column 7 is not a base-10 integer",
+    "hex": r"b'0x1f' in column 7 is not a base-10 integer",
+    "out_of_range": "value 256 in column 7 is outside 0–255",
+    "negative": "value -3 in column 7 is outside 0–255",
+    "empty_field": "column 7 is empty",
+    "empty_label": r"the label \(column 1\) is empty",
+    "space": r"b' 12' in column 7 is not a base-10 integer",
+    "garbage": "",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_KINDS))
+def test_bad_row_names_file_and_line(clean, tmp_path, kind):
+    lines = _lines(clean)
+    # A blank line first: the reported line is the file's line, not the row's index.
+    lines = [b""] + lines[:3] + [_bad_row(lines[3], kind)] + lines[4:]
+    path = tmp_path / "bad.csv"
+    _write(path, lines)
+    with pytest.raises(CSVFormatError, match=rf"bad\.csv, line 5: {BAD_KINDS[kind]}") as info:
+        load_csv(path)
+    assert info.value.line == 5 and info.value.path == str(path)
+    assert isinstance(info.value, ValueError)
+
+
+def test_row_cut_off_at_end_of_file(clean, tmp_path):
+    payload = clean.read_bytes()
+    path = tmp_path / "cut.csv"
+    path.write_bytes(payload[: len(payload) - 40])  # mid-row, no final newline
+    with pytest.raises(CSVFormatError, match=r"line 7: the file ends in the middle of this row"):
+        load_csv(path)
+
+
+def test_skip_counts_and_reports_bad_rows(clean, tmp_path):
+    lines = _lines(clean)
+    lines[1] = _bad_row(lines[1], "out_of_range")
+    lines[4] = _bad_row(lines[4], "empty_label")
+    path = tmp_path / "bad.csv"
+    _write(path, lines)
+    with pytest.warns(BadRowsWarning, match=r"skipped 2 bad row\(s\) of .*line 2: .*; line 5: "):
+        result = load_csv(path, on_bad_row="skip")
+    images, labels = result
+    ref, ref_labels = load_csv(clean)
+    keep = [0, 2, 3, 5, 6]
+    np.testing.assert_array_equal(images, ref[keep])
+    assert labels.tolist() == ref_labels[keep].tolist()
+    assert [e.line for e in result.skipped] == [2, 5]
+
+
+def test_clean_file_warns_nothing(clean):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_csv(clean, on_bad_row="skip").skipped == []
+
+
+def test_on_bad_row_is_checked(clean):
+    with pytest.raises(ValueError, match="on_bad_row must be 'raise' or 'skip'"):
+        load_csv(clean, on_bad_row="ignore")
+
+
+def test_error_survives_pickling_for_worker_processes():
+    error = pickle.loads(pickle.dumps(CSVFormatError("a.csv", 3, "bad value")))
+    assert isinstance(error, CSVFormatError)
+    assert (error.path, error.line, str(error)) == ("a.csv", 3, "a.csv, line 3: bad value")
+
+
+def test_classes_sorted_like_label_binarizer(tmp_path):
+    from sklearn.preprocessing import LabelBinarizer
+
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=17, size=1, classes=CLASS_NAMES)
+    classes = classes_from_csv(path)
+    assert classes == sorted(CLASS_NAMES)
+    assert classes == LabelBinarizer().fit(list(CLASS_NAMES)).classes_.tolist()
+
+
+def test_encode_labels_names_unknown_label_and_line():
+    with pytest.raises(CSVFormatError, match=r"t\.csv, line 9: unknown label 'rose'"):
+        csvrows.encode_labels(["iris", "rose"], ["iris", "tulip"], "t.csv", [8, 9])
+
+
+def test_index_points_at_each_rows_values(clean, tmp_path):
+    lines = _lines(clean)
+    path = tmp_path / "v.csv"
+    path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:2] + [b"", b" "] + lines[2:]))
+    index = csvrows.index_rows(path)
+    assert index.lines.tolist() == [1, 2, 5, 6, 7, 8, 9]
+    assert index.values == 48 and index.cut_off  # written without a final line end
+    payload = path.read_bytes()
+    for offset, length, line in zip(index.offsets, index.lengths, lines, strict=True):
+        assert payload[offset : offset + length] == line.split(b",", 1)[1]
+
+
+@pytest.mark.realdata
+def test_real_csvs_load(flowers17_csvs):
+    train, test, classes = flowers17_csvs
+    x_train, y_train = load_csv(train)
+    x_test, y_test = load_csv(test)
+    assert x_train.shape == (1020, 64, 64, 3) and x_test.shape == (340, 64, 64, 3)
+    assert classes_from_csv(train) == sorted(classes)
+    counts = {c: int((y_train == c).sum()) for c in classes}
+    assert set(counts.values()) == {60}
+    assert {int((y_test == c).sum()) for c in classes} == {20}
+    assert 60 < x_train.mean() < 160 and x_train.std() > 40  # photographs, not blanks

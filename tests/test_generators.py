@@ -1,0 +1,273 @@
+"""csv_image_generator and CSVSequence: exact passes, wrapping, shuffling, labels, cache."""
+
+from __future__ import annotations
+
+import gzip
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from fitlab import csvrows
+from fitlab.csvrows import BadRowsWarning, CSVFormatError, load_csv
+from fitlab.data import make_synthetic_csv
+from fitlab.generators import CSVSequence, csv_image_generator
+from fitlab.meter import InputMeter
+
+SIZE = 4
+CLASSES = ["daffodil", "lilyvalley", "snowdrop"]  # sorted, as LabelBinarizer sorts them
+
+
+@pytest.fixture
+def csv10(tmp_path):
+    return make_synthetic_csv(tmp_path / "ten.csv", rows=10, size=SIZE, seed=1)
+
+
+def _label_binarizer():
+    from sklearn.preprocessing import LabelBinarizer
+
+    return LabelBinarizer().fit(CLASSES)
+
+
+# -- csv_image_generator ---------------------------------------------------------------
+@pytest.mark.parametrize("rows, bs, sizes", [(10, 4, [4, 4, 2]), (8, 4, [4, 4]), (3, 5, [3])])
+def test_eval_mode_yields_every_row_once_never_an_empty_batch(tmp_path, rows, bs, sizes):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=rows, size=SIZE)
+    batches = list(csv_image_generator(path, bs, _label_binarizer(), mode="eval"))
+    assert [len(x) for x, _ in batches] == sizes == [len(y) for _, y in batches]
+    images, labels = load_csv(path)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)
+    onehot = np.concatenate([y for _, y in batches])
+    assert np.array(CLASSES)[onehot.argmax(1)].tolist() == labels.tolist()
+
+
+def test_train_mode_wraps_without_losing_or_repeating_a_row(csv10):
+    generator = csv_image_generator(csv10, 4, CLASSES, mode="train")
+    seen = np.concatenate([next(generator)[0] for _ in range(5)])  # 20 rows: two passes
+    images, _ = load_csv(csv10)
+    np.testing.assert_array_equal(seen, np.concatenate([images, images]))
+
+
+def test_generator_labels_one_hot_with_a_label_binarizer_or_class_list(csv10):
+    x1, y1 = next(csv_image_generator(csv10, 4, _label_binarizer(), mode="eval"))
+    x2, y2 = next(csv_image_generator(csv10, 4, CLASSES, mode="eval"))
+    np.testing.assert_array_equal(y1, y2)
+    assert y2.dtype == np.float32 and y2.shape == (4, 3)
+
+
+def test_unknown_label_names_label_file_and_line(csv10):
+    generator = csv_image_generator(csv10, 4, ["daffodil", "snowdrop"], mode="eval")
+    with pytest.raises(CSVFormatError, match=r"ten\.csv, line 3: unknown label 'lilyvalley'"):
+        next(generator)
+
+
+def test_generator_augments_with_a_callable_or_a_flow_object(csv10):
+    x, _ = next(csv_image_generator(csv10, 4, CLASSES, mode="eval", aug=lambda b: b / 255.0))
+    images, _ = load_csv(csv10)
+    np.testing.assert_allclose(x, images[:4] / 255.0)
+
+    class Keras2Style:  # the tutorial's ImageDataGenerator interface
+        def flow(self, x, y, batch_size, shuffle):
+            yield 255.0 - x, y
+
+    x, y = next(csv_image_generator(csv10, 4, CLASSES, mode="eval", aug=Keras2Style()))
+    np.testing.assert_allclose(x, 255.0 - images[:4])
+    assert x.dtype == np.float32 and y.shape == (4, 3)
+
+
+def test_generator_skips_and_reports_bad_rows(csv10, tmp_path):
+    lines = csv10.read_bytes().splitlines()
+    lines[2] = lines[2] + b",7"  # too many values
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(CSVFormatError, match=r"line 3: 49 values"):
+        list(csv_image_generator(path, 4, CLASSES, mode="eval"))
+    with pytest.warns(BadRowsWarning, match=r"skipped 1 bad row\(s\) of .*line 3"):
+        batches = list(csv_image_generator(path, 4, CLASSES, mode="eval", on_bad_row="skip"))
+    assert [len(x) for x, _ in batches] == [4, 4, 1]  # the batch is topped up, nothing lost
+    images, _ = load_csv(csv10)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), np.delete(images, 2, 0))
+
+
+def test_generator_refuses_to_loop_over_only_bad_rows(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"daffodil,1,2,300\nsnowdrop,300,1,1\n")
+    generator = csv_image_generator(path, 2, CLASSES, mode="train", on_bad_row="skip")
+    with pytest.warns(BadRowsWarning), pytest.raises(CSVFormatError, match="no valid rows"):
+        next(generator)
+
+
+def test_generator_meter_counts_batches_and_waits(csv10):
+    meter = InputMeter()
+    list(csv_image_generator(csv10, 4, CLASSES, mode="eval", meter=meter))
+    assert (meter.batches, meter.images) == (3, 10)
+    assert meter.wait_s > 0
+
+
+def test_generator_checks_its_arguments(csv10):
+    with pytest.raises(ValueError, match="mode must be 'train' or 'eval'"):
+        next(csv_image_generator(csv10, 4, CLASSES, mode="test"))
+    with pytest.raises(ValueError, match="positive integer"):
+        next(csv_image_generator(csv10, 0, CLASSES))
+
+
+# -- CSVSequence -------------------------------------------------------------------------
+def _epoch(seq):
+    return [seq[i] for i in range(len(seq))]
+
+
+def test_sequence_is_one_exact_pass_in_file_order(csv10):
+    seq = CSVSequence(csv10, batch_size=4)
+    assert isinstance(seq, keras.utils.PyDataset)
+    assert len(seq) == 3 and seq.rows == 10 and seq.classes == CLASSES
+    batches = _epoch(seq)
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
+    images, labels = load_csv(csv10)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)
+    y = np.concatenate([y for _, y in batches])
+    assert y.dtype == np.float32 and np.array(CLASSES)[y.argmax(1)].tolist() == labels.tolist()
+    with pytest.raises(IndexError):
+        seq[3]
+
+
+def test_sequence_reshuffles_rows_every_epoch_from_its_seed(tmp_path):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=40, size=2)
+    images, _ = load_csv(path)
+    seq = CSVSequence(path, batch_size=8, shuffle=True, seed=7)
+    orders = []
+    for _ in range(3):
+        epoch = np.concatenate([x for x, _ in _epoch(seq)])
+        # rows, not only batches, move: match each row back to its file position
+        orders.append(
+            [int(np.flatnonzero((images == row).all(axis=(1, 2, 3)))[0]) for row in epoch]
+        )
+        seq.on_epoch_end()
+    for order in orders:
+        assert sorted(order) == list(range(40))
+    assert orders[0] != orders[1] != orders[2]
+    assert sorted(orders[0][:8]) != list(range(8))
+    again = CSVSequence(path, batch_size=8, shuffle=True, seed=7)
+    first = np.concatenate([x for x, _ in _epoch(again)])
+    np.testing.assert_array_equal(first, images[orders[0]])
+
+
+def test_sequence_cache_gives_the_same_batches(csv10):
+    plain = _epoch(CSVSequence(csv10, batch_size=4))
+    cached = CSVSequence(csv10, batch_size=4, cache=True)
+    for _ in range(2):  # filling, then from the cache
+        for (x1, y1), (x2, y2) in zip(plain, _epoch(cached), strict=True):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    assert cached._filled.all()
+
+
+def test_sequence_int_labels_sample_weights_and_augment(csv10):
+    seq = CSVSequence(csv10, batch_size=4, one_hot=False, sample_weights={"snowdrop": 2.0})
+    x, y, w = seq[0]
+    assert y.tolist() == [0, 2, 1, 0] and y.dtype == np.int32
+    assert w.tolist() == [1.0, 2.0, 1.0, 1.0] and w.dtype == np.float32
+    per_row = np.arange(10, dtype=np.float32)
+    assert CSVSequence(csv10, 4, sample_weights=per_row)[2][2].tolist() == [8.0, 9.0]
+    with pytest.raises(ValueError, match="one weight per row"):
+        CSVSequence(csv10, 4, sample_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="classes this CSV does not have: \\['rose'\\]"):
+        CSVSequence(csv10, 4, sample_weights={"rose": 2.0})
+    flipped = CSVSequence(csv10, 4, augment=lambda b: b[:, ::-1])[0][0]
+    np.testing.assert_array_equal(flipped, x[:, ::-1])
+    assert flipped.dtype == np.float32
+
+
+def test_sequence_passes_worker_options_to_pydataset(csv10):
+    seq = CSVSequence(csv10, 4, workers=3, use_multiprocessing=True, max_queue_size=5)
+    assert (seq.workers, seq.use_multiprocessing, seq.max_queue_size) == (3, True, 5)
+
+
+def test_sequence_unknown_label_names_label_file_and_line(csv10):
+    with pytest.raises(CSVFormatError, match=r"ten\.csv, line 3: unknown label 'lilyvalley'"):
+        CSVSequence(csv10, 4, classes=["daffodil", "snowdrop"])
+
+
+def test_sequence_bad_rows_raise_or_are_skipped_and_reported(csv10, tmp_path):
+    lines = csv10.read_bytes().splitlines()
+    lines[6] = lines[6].replace(b",", b",999,", 1)
+    lines[6] = lines[6].rsplit(b",", 1)[0]
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    seq = CSVSequence(path, 4)
+    seq[0]  # rows 1-4 are fine
+    with pytest.raises(CSVFormatError, match=r"bad\.csv, line 7: value 999 in column 2"):
+        seq[1]
+    with pytest.warns(BadRowsWarning, match=r"skipped 1 bad row\(s\) .*line 7"):
+        skipping = CSVSequence(path, 4, on_bad_row="skip")
+    assert skipping.rows == 9 and [e.line for e in skipping.skipped] == [7]
+    images, _ = load_csv(csv10)
+    got = np.concatenate([x for x, _ in _epoch(skipping)])
+    np.testing.assert_array_equal(got, np.delete(images, 6, 0))
+
+
+@pytest.mark.parametrize("variant", ["crlf_bom_blank", "gzip"])
+def test_sequence_reads_variants_like_the_clean_file(csv10, tmp_path, variant):
+    payload = csv10.read_bytes()
+    if variant == "gzip":
+        path = tmp_path / "v.csv.gz"
+        path.write_bytes(gzip.compress(payload))
+    else:
+        lines = payload.splitlines()
+        path = tmp_path / "v.csv"
+        path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:3] + [b"", b" "] + lines[3:]))
+    got = np.concatenate([x for x, _ in _epoch(CSVSequence(path, 3))])
+    np.testing.assert_array_equal(got, load_csv(csv10)[0])
+
+
+def test_sequence_notices_the_file_changing(csv10):
+    seq = CSVSequence(csv10, 4)
+    with open(csv10, "ab") as f:
+        f.write(b"daffodil," + b",".join([b"1"] * 48) + b"\n")
+    with pytest.raises(CSVFormatError, match="changed size since"):
+        seq[0]
+
+
+def test_sequence_meter_counts_in_thread_loading(csv10):
+    meter = InputMeter()
+    _epoch(CSVSequence(csv10, 4, meter=meter))
+    assert (meter.batches, meter.images) == (3, 10) and meter.wait_s > 0
+
+
+def test_sequence_refuses_tf_augmentation_in_forked_workers(csv10):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the hang is TensorFlow's")
+    with pytest.raises(ValueError, match="cannot run in forked worker processes"):
+        CSVSequence(csv10, 4, augment=keras.layers.RandomFlip(), use_multiprocessing=True)
+
+
+# -- the real data ------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_every_source_matches_load_csv_on_the_real_test_csv(flowers17_csvs):
+    _, test, _ = flowers17_csvs
+    images, labels = load_csv(test)
+    classes = sorted(set(labels.tolist()))
+    bs = 32
+    batches = list(csv_image_generator(test, bs, classes, mode="eval"))
+    assert len(batches) == math.ceil(340 / bs) and len(batches[-1][0]) == 340 % bs
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images)
+    onehot = np.concatenate([y for _, y in batches])
+    assert np.array(classes)[onehot.argmax(1)].tolist() == labels.tolist()
+
+    seq = CSVSequence(test, bs, classes=classes)
+    assert len(seq) == len(batches)
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in _epoch(seq)]), images)
+
+
+def test_input_meter_adds_times_and_resets():
+    meter = InputMeter()
+    meter.add(0.5, images=32)
+    with meter.waiting(images=8):
+        pass
+    batches = [np.zeros((4, 2)), np.zeros((3, 2))]
+    assert [len(b) for b in meter.timed(batches)] == [4, 3]
+    assert (meter.batches, meter.images) == (4, 47) and meter.wait_s >= 0.5
+    meter.add(-1.0)  # a clock going backwards never makes wait_s shrink
+    assert meter.wait_s >= 0.5
+    meter.reset()
+    assert (meter.wait_s, meter.batches, meter.images) == (0.0, 0, 0)

@@ -1,0 +1,106 @@
+"""Keras 3 traps around data sources, shown on plain Keras (each is a lesson in the notebooks).
+
+If Keras changes one of these behaviours, its test fails and the lesson needs updating.
+"""
+
+from __future__ import annotations
+
+import random
+
+import keras
+import numpy as np
+import pytest
+
+from fitlab.data import make_synthetic_csv
+from fitlab.generators import csv_image_generator
+from fitlab.meter import InputMeter
+
+X = np.arange(40, dtype="float32").reshape(20, 2)
+Y = np.zeros((20, 1), dtype="float32")
+
+
+def _model(inputs=(2,), outputs=1):
+    model = keras.Sequential(
+        [keras.Input(inputs), keras.layers.Flatten(), keras.layers.Dense(outputs)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+class StepsPerEpoch(keras.callbacks.Callback):
+    """Counts the batches trained in each epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps.append(0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps[-1] += 1
+
+
+def test_finite_generator_trains_all_batches_once_then_two_per_epoch():
+    drawn = []
+
+    def five_batches():
+        for i in range(5):
+            drawn.append(i)
+            yield X[4 * i : 4 * i + 4], Y[4 * i : 4 * i + 4]
+
+    counter = StepsPerEpoch()
+    with pytest.warns(UserWarning, match="ran out of data"):
+        _model().fit(five_batches(), epochs=4, verbose=0, callbacks=[counter])
+    # Epoch 1 drains the generator; Keras peeked two batches for shapes and
+    # re-chains just those, so every later epoch trains on the same two.
+    assert counter.steps == [5, 2, 2, 2]
+    assert drawn == [0, 1, 2, 3, 4]
+
+
+def test_class_weight_is_refused_for_python_generators():
+    def batches():
+        while True:
+            yield X[:4], Y[:4]
+
+    with pytest.raises(ValueError, match="class_weight.*not supported for Python generator"):
+        _model().fit(batches(), steps_per_epoch=2, class_weight={0: 1.0}, verbose=0)
+
+
+def test_fit_workers_is_a_type_error():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'workers'"):
+        _model().fit(X, Y, workers=2, verbose=0)
+
+
+class RecordsIndices(keras.utils.PyDataset):
+    def __init__(self):
+        super().__init__()
+        self.requested: list[int] = []
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        self.requested.append(i)
+        return X[i : i + 2], Y[i : i + 2]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_shuffle_reorders_a_pydatasets_batches(shuffle):
+    data = RecordsIndices()
+    random.seed(0)  # Keras shuffles the batch indices with Python's `random`
+    _model().fit(data, epochs=1, shuffle=shuffle, verbose=0)
+    epoch = data.requested[-10:]  # after the batches peeked for shapes
+    assert sorted(epoch) == list(range(10))
+    assert (epoch != sorted(epoch)) is shuffle
+
+
+def test_csv_image_generator_is_immune_to_the_finite_generator_trap(tmp_path):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=10, size=4)
+    classes = ["daffodil", "lilyvalley", "snowdrop"]
+    meter = InputMeter()
+    counter = StepsPerEpoch()
+    generator = csv_image_generator(path, 4, classes, mode="train", meter=meter)
+    _model((4, 4, 3), 3).fit(generator, steps_per_epoch=3, epochs=3, verbose=0, callbacks=[counter])
+    assert counter.steps == [3, 3, 3]
+    assert 9 <= meter.batches <= 11  # each step a fresh batch (+ what tf.data prefetched)

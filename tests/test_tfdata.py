@@ -1,0 +1,147 @@
+"""csv_dataset: the same arrays as load_csv, exact passes, shuffling, caching, loud failures."""
+
+from __future__ import annotations
+
+import gzip
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fitlab import csvrows
+from fitlab.csvrows import load_csv
+from fitlab.data import make_synthetic_csv
+from fitlab.meter import InputMeter
+from fitlab.tfdata import csv_dataset
+
+SIZE = 4
+CLASSES = ["daffodil", "lilyvalley", "snowdrop"]
+
+
+@pytest.fixture
+def csv10(tmp_path):
+    return make_synthetic_csv(tmp_path / "ten.csv", rows=10, size=SIZE, seed=2)
+
+
+def _arrays(ds):
+    batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    return batches, np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+def test_one_exact_pass_equal_to_load_csv(csv10):
+    batches, x, y = _arrays(csv_dataset(csv10, 4, size=SIZE))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    images, labels = load_csv(csv10)
+    np.testing.assert_array_equal(x, images)
+    assert x.dtype == np.uint8 and y.dtype == np.float32
+    assert np.array(CLASSES)[y.argmax(1)].tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize("variant", ["crlf_bom_blank", "gzip"])
+def test_variants_give_the_clean_arrays(csv10, tmp_path, variant):
+    payload = csv10.read_bytes()
+    if variant == "gzip":
+        path = tmp_path / "v.csv.gz"
+        path.write_bytes(gzip.compress(payload))
+    else:
+        lines = payload.splitlines()
+        path = tmp_path / "v.csv"
+        path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:3] + [b"", b" \t"] + lines[3:]))
+    _, x, _ = _arrays(csv_dataset(path, 3, size=SIZE))
+    np.testing.assert_array_equal(x, load_csv(csv10)[0])
+
+
+def test_int_labels_and_given_classes(csv10):
+    _, _, y = _arrays(csv_dataset(csv10, 4, size=SIZE, one_hot=False, classes=CLASSES[::-1]))
+    _, labels = load_csv(csv10)
+    assert y.dtype == np.int32
+    assert np.array(CLASSES[::-1])[y].tolist() == labels.tolist()
+
+
+def test_shuffle_moves_rows_every_epoch_reproducibly(tmp_path):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=30, size=2)
+    images, _ = load_csv(path)
+
+    def order(epoch_images):
+        return [int(np.flatnonzero((images == r).all(axis=(1, 2, 3)))[0]) for r in epoch_images]
+
+    for cache in (False, True):
+        ds = csv_dataset(path, 8, size=2, shuffle_buffer=30, seed=5, cache=cache)
+        first, second = (order(_arrays(ds)[1]) for _ in range(2))
+        assert sorted(first) == sorted(second) == list(range(30))
+        assert first != second and first != list(range(30))
+        again = csv_dataset(path, 8, size=2, shuffle_buffer=30, seed=5, cache=cache)
+        assert order(_arrays(again)[1]) == first
+
+
+def test_cache_and_repeat(csv10):
+    ds = csv_dataset(csv10, 4, size=SIZE, cache=True)
+    np.testing.assert_array_equal(_arrays(ds)[1], _arrays(ds)[1])
+    repeated = csv_dataset(csv10, 4, size=SIZE, repeat=True)
+    taken = [len(x) for x, _ in repeated.take(7)]
+    assert taken == [4, 4, 2, 4, 4, 2, 4]
+
+
+def test_augment_is_mapped_on_float_batches(csv10):
+    _, x, _ = _arrays(csv_dataset(csv10, 4, size=SIZE, augment=lambda b: 255.0 - b))
+    np.testing.assert_allclose(x, 255.0 - load_csv(csv10)[0])
+
+
+def test_meter_counts_consumer_waits(csv10):
+    meter = InputMeter()
+    _arrays(csv_dataset(csv10, 4, size=SIZE, meter=meter))
+    assert (meter.batches, meter.images) == (3, 10) and meter.wait_s > 0
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (lambda v: v.replace(b",", b",256,", 1).rsplit(b",", 1)[0], "value 256 in column 2"),
+        (lambda v: v + b",1", "49 values after the label, expected 48"),
+        (lambda v: v.rsplit(b",", 1)[0], "47 values after the label, expected 48"),
+        (lambda v: v.replace(b",", b",x,", 1).rsplit(b",", 1)[0], "b'x' in column 2 is not"),
+        (lambda v: v.replace(b",", b",,", 1).rsplit(b",", 1)[0], "column 2 is empty"),
+        (lambda v: b"," + v.split(b",", 1)[1], r"the label \(column 1\) is empty"),
+        (lambda v: b"rose," + v.split(b",", 1)[1], "unknown label 'rose'"),
+        (lambda v: bytes(range(1, 256)) * 2, "line 7"),
+    ],
+)
+def test_bad_rows_fail_loudly_naming_file_and_line(csv10, tmp_path, bad, reason):
+    lines = csv10.read_bytes().splitlines()
+    lines[6] = bad(lines[6])
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    good = load_csv(csv10)[0]
+    seen = []
+    with pytest.raises(tf.errors.OpError, match=rf"bad\.csv, line 7: .*{reason}|{reason}"):
+        for x, _ in csv_dataset(path, 4, size=SIZE, classes=CLASSES):
+            seen.append(x.numpy())
+    # Only the clean batch before the bad row came out, and it was right.
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], good[:4])
+
+
+def test_leading_zeros_take_the_precise_path(tmp_path):
+    path = tmp_path / "z.csv"
+    path.write_bytes(b"iris,007,0255,1\ntulip,1,2,3\n")
+    _, x, _ = _arrays(csv_dataset(path, 2, size=1))
+    assert x.reshape(2, 3).tolist() == [[7, 255, 1], [1, 2, 3]]
+
+
+def test_arguments_are_checked(csv10, tmp_path):
+    with pytest.raises(ValueError, match="positive integer"):
+        csv_dataset(csv10, 0)
+    with pytest.raises(FileNotFoundError, match="no such CSV"):
+        csv_dataset(tmp_path / "missing.csv")
+
+
+@pytest.mark.realdata
+def test_real_training_csv_equals_load_csv(flowers17_csvs):
+    train, _, _ = flowers17_csvs
+    images, labels = load_csv(train)
+    batches, x, y = _arrays(csv_dataset(train, 32))
+    assert len(batches) == math.ceil(1020 / 32)
+    np.testing.assert_array_equal(x, images)
+    classes = sorted(set(labels.tolist()))
+    assert np.array(classes)[y.argmax(1)].tolist() == labels.tolist()
