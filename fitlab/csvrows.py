@@ -306,6 +306,19 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
                 yield line_no, raw, raw.endswith(b"\n")
 
 
+def count_rows(path: str | os.PathLike) -> int:
+    """The number of data rows (non-blank lines) in a CSV.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from fitlab.data import make_synthetic_csv
+    >>> count_rows(make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", 5, size=2))
+    5
+    """
+    return sum(1 for _ in iter_lines(path))
+
+
 def values_for(size: int) -> int:
     return size * size * 3
 

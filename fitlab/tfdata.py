@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -115,6 +116,12 @@ def csv_dataset(
         ds = rows.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE)
     if repeat:
         ds = ds.repeat()
+    else:
+        # Filtering blank lines hides the length from tf.data; without it `fit`
+        # takes a phantom step at the end of every epoch (one more optimizer
+        # iteration, one more dropout seed) and the progress bar has no target.
+        batches = math.ceil(csvrows.count_rows(path) / batch_size)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     if augment is not None:
         ds = ds.map(_augmenter(augment), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)

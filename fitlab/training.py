@@ -41,6 +41,8 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
+from fitlab.data import write_atomically
+
 METHODS = ("fit", "generator", "batch", "loop")
 
 # What a source that ran dry says (Keras 2 said much the same, then stopped).
@@ -615,7 +617,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "rng": f"{stem}.rng.npz",
             "history": self.history,
         }
-        _write_atomically(self.directory / _STATE, json.dumps(state, indent=1).encode())
+        write_atomically(self.directory / _STATE, json.dumps(state, indent=1).encode())
         self._prune(epoch + 1)
 
     def _prune(self, newest: int) -> None:
@@ -693,7 +695,7 @@ def _seed_states(model: keras.Model) -> list:
 def _save_rng_atomically(model: keras.Model, path: Path) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **{f"s{i}": np.asarray(v) for i, v in enumerate(_seed_states(model))})
-    _write_atomically(path, buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
 
 
 def _save_model_atomically(model: keras.Model, path: Path) -> None:
@@ -706,15 +708,6 @@ def _save_model_atomically(model: keras.Model, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    from fitlab.data import write_atomically
-
-    write_atomically(path, payload)
-
-
-# --------------------------------------------------------------------------- the tutorial
 
 
 def train_tutorial(
@@ -890,7 +883,6 @@ def _train_by(
     x_test, y_test_index = test
     y_test = keras.utils.to_categorical(y_test_index, len(classes))
     if method == "loop":
-        import tensorflow as tf
 
         from fitlab.loop import CompiledLoop
         from fitlab.tfdata import csv_dataset
@@ -905,10 +897,6 @@ def _train_by(
             cache=True,
             size=size,
         )
-        # csv_dataset cannot know its length (it filters blank lines); telling
-        # it gives the progress bar its target from the first epoch.
-        batches = math.ceil(_rows_in(files.train) / batch_size)
-        train = train.apply(tf.data.experimental.assert_cardinality(batches))
         loop = CompiledLoop(model, optimizer, loss, metrics)
         return loop.fit(
             train, epochs, validation_data=(x_test, y_test), batch_size=batch_size, verbose=verbose
@@ -954,13 +942,6 @@ def _train_by(
     )
 
 
-def _rows_in(csv: Path) -> int:
-    """Data rows in a CSV (its non-blank lines)."""
-    from fitlab.csvrows import iter_lines
-
-    return sum(1 for _ in iter_lines(csv))
-
-
 def _write_outputs(out: Path, model: keras.Model, history, text: str) -> dict[str, str]:
     paths = {
         name: out / file
@@ -971,9 +952,9 @@ def _write_outputs(out: Path, model: keras.Model, history, text: str) -> dict[st
             ("model", "model.keras"),
         )
     }
-    _write_atomically(paths["report"], text.encode())
+    write_atomically(paths["report"], text.encode())
     record = {"history": history.history, "params": _jsonable(history.params)}
-    _write_atomically(paths["history"], json.dumps(record, indent=1).encode())
+    write_atomically(paths["history"], json.dumps(record, indent=1).encode())
     from fitlab.live import plot_history
 
     plot_history(history, path=paths["plot"])  # written atomically

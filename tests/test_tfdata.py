@@ -145,3 +145,11 @@ def test_real_training_csv_equals_load_csv(flowers17_csvs):
     np.testing.assert_array_equal(x, images)
     classes = sorted(set(labels.tolist()))
     assert np.array(classes)[y.argmax(1)].tolist() == labels.tolist()
+
+
+def test_a_single_pass_declares_its_length_so_fit_takes_no_phantom_step(tmp_path):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=7, size=4)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\n\n", 2))  # blank lines are skipped
+    ds = csv_dataset(path, batch_size=3, size=4)
+    assert int(ds.cardinality()) == 3
+    assert int(csv_dataset(path, batch_size=3, size=4, repeat=True).cardinality()) == -1  # infinite
