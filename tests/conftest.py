@@ -14,6 +14,11 @@ import pytest
 
 from fitlab.config import ARCHIVE_ENV
 
+# Notebooks under tests/ are driven by their own tests: test_live_notebook.py runs
+# strict nbval on tests/notebooks/ (and checks the HTML export), test_browser.py
+# opens tests/browser/ in JupyterLab. `pytest --nbval tests` must not run them again.
+collect_ignore_glob = ["notebooks/*.ipynb", "browser/*.ipynb"]
+
 
 def _missing(reason: str):
     if os.environ.get("CI", "").lower() == "true":
