@@ -833,18 +833,9 @@ def evaluate_generator(
     _warn_deprecated("evaluate_generator")
     _check_common(model, workers, max_queue_size, "evaluate_generator")
     _check_compiled(model, "evaluate_generator")
-    source = _Source(
-        generator,
-        steps,
-        role="evaluation data",
-        steps_name="steps",
-        workers=workers,
-        use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
-    )
-    callbacks = keras.callbacks.CallbackList(
-        callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
-        steps=source.stream.num_batches, model=model,
+    source, callbacks = _single_pass(
+        model, generator, steps, "evaluation data", callbacks, verbose,
+        workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size,
     )  # fmt: skip
     steps_run = _LegacySteps(model, None, role="evaluate_generator")
     with _opened(source), _metrics_accumulate(model):
@@ -864,6 +855,16 @@ def evaluate_generator(
     if not logs:
         raise ValueError("evaluate_generator: the generator yielded no batches")
     return _in_metrics_order(model, logs)
+
+
+def _single_pass(model, generator, steps, role, callbacks, verbose, **loading):
+    """The source and callbacks of one pass (evaluate_generator, predict_generator)."""
+    source = _Source(generator, steps, role=role, steps_name="steps", **loading)
+    callbacks = keras.callbacks.CallbackList(
+        callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
+        steps=source.stream.num_batches, model=model,
+    )  # fmt: skip
+    return source, callbacks
 
 
 def _in_metrics_order(model: keras.Model, logs: dict[str, float]) -> float | list[float]:
@@ -908,18 +909,9 @@ def predict_generator(
     """
     _warn_deprecated("predict_generator")
     _check_common(model, workers, max_queue_size, "predict_generator")
-    source = _Source(
-        generator,
-        steps,
-        role="prediction data",
-        steps_name="steps",
-        workers=workers,
-        use_multiprocessing=use_multiprocessing,
-        max_queue_size=max_queue_size,
-    )
-    callbacks = keras.callbacks.CallbackList(
-        callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
-        steps=source.stream.num_batches, model=model,
+    source, callbacks = _single_pass(
+        model, generator, steps, "prediction data", callbacks, verbose,
+        workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size,
     )  # fmt: skip
     outputs = []
     with _opened(source):
