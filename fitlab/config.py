@@ -39,17 +39,34 @@ class Profile:
         Epochs of each run in a side-by-side comparison of training methods.
     batch_size : int
         The tutorial's batch size.
+    max_steps : int or None
+        At most this many training batches per epoch (``None``: whole epochs).
+        The notebooks pass ``profile.steps(n)`` as ``steps_per_epoch``, so the
+        smoke profile runs the same calls on fewer batches.
     """
 
     name: str
     epochs: int
     compare_epochs: int
     batch_size: int = 32
+    max_steps: int | None = None
+
+    def steps(self, n: int) -> int:
+        """Return ``n`` training batches per epoch, capped at ``max_steps``.
+
+        Examples
+        --------
+        >>> Profile("smoke", epochs=2, compare_epochs=1, max_steps=4).steps(32)
+        4
+        >>> Profile("full", epochs=75, compare_epochs=10).steps(32)
+        32
+        """
+        return n if self.max_steps is None else min(n, self.max_steps)
 
 
 PROFILES = {
     "full": Profile("full", epochs=75, compare_epochs=10),
-    "smoke": Profile("smoke", epochs=2, compare_epochs=1),
+    "smoke": Profile("smoke", epochs=2, compare_epochs=1, max_steps=4),
 }
 
 
@@ -65,9 +82,7 @@ def get_profile() -> Profile:
     """
     name = os.environ.get(PROFILE_ENV, "full").strip().lower() or "full"
     if name not in PROFILES:
-        raise ValueError(
-            f"{PROFILE_ENV}={name!r} is not a profile; use one of {sorted(PROFILES)}"
-        )
+        raise ValueError(f"{PROFILE_ENV}={name!r} is not a profile; use one of {sorted(PROFILES)}")
     return PROFILES[name]
 
 
