@@ -13,6 +13,11 @@ ifneq ($(SHARED_ARCHIVE),)
 export FITLAB_FLOWERS17_ARCHIVE ?= $(SHARED_ARCHIVE)
 endif
 
+# JupyterLab refuses to run as root unless told to (containers, CI machines).
+ifeq ($(shell id -u),0)
+LAB_FLAGS += --allow-root
+endif
+
 PYTEST_NOTEBOOKS := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
 .PHONY: install data lab test train bench lint clean
@@ -29,7 +34,7 @@ data: install
 	$(BIN)/python -m fitlab data
 
 lab: data
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(LAB_FLAGS)
 
 test: install
 	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests notebooks $(PYTEST_NOTEBOOKS)
