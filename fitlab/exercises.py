@@ -126,6 +126,13 @@ _GEN_HINT = (
 )
 
 
+def _given_or_synthetic(given: str | Path | None, fallback: Path, rows: int) -> Path:
+    """The CSV the student named, else a synthetic one in the tutorial's format."""
+    if given is not None:
+        return Path(given)
+    return make_synthetic_csv(fallback, rows, size=64, classes=_CLASSES)
+
+
 def _reference_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from fitlab.csvrows import load_csv
 
@@ -418,11 +425,7 @@ def check_fast_parser(parse_line: Callable, real_csv: str | Path | None = None) 
 
         _need_callable(parse_line, "parse_line", "check_fast_parser(parse_line)")
         with tempfile.TemporaryDirectory(prefix="fitlab-check-") as tmp:
-            path = (
-                Path(real_csv)
-                if real_csv is not None
-                else make_synthetic_csv(Path(tmp) / "rows.csv", 40, size=64, classes=_CLASSES)
-            )
+            path = _given_or_synthetic(real_csv, Path(tmp) / "rows.csv", rows=40)
             lines = _lines_of(path, 40)
         lines[-1] = lines[-1].rstrip("\n") + "\r\n"  # a Windows line end must work too
         labels, images = zip(*(parse_row(line) for line in lines), strict=True)
@@ -669,11 +672,7 @@ def check_port(train_modern: Callable, train_csv: str | Path | None = None) -> C
         from fitlab.generators import csv_image_generator
 
         with tempfile.TemporaryDirectory(prefix="fitlab-check-") as tmp:
-            path = (
-                Path(train_csv)
-                if train_csv is not None
-                else make_synthetic_csv(Path(tmp) / "train.csv", 24, size=64, classes=_CLASSES)
-            )
+            path = _given_or_synthetic(train_csv, Path(tmp) / "train.csv", rows=24)
             classes = classes_from_csv(path)
             model = _tiny_model((64, 64, 3), len(classes))  # the student compiles it
             drawn, val_drawn = [0], [0]

@@ -7,6 +7,7 @@ machine and fails under ``CI=true``: CI must never pass by skipping it.
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -44,3 +45,22 @@ def flowers17_csvs(flowers17_archive):
     from fitlab.data import prepare_flowers17
 
     return prepare_flowers17(archive=flowers17_archive)
+
+
+@pytest.fixture
+def csv_variant(tmp_path):
+    """Write a clean CSV again as an accepted variant: ``"gzip"``, or CRLF + BOM + blank lines."""
+    from fitlab.csvrows import BOM
+
+    def write(clean: Path, variant: str) -> Path:
+        payload = clean.read_bytes()
+        if variant == "gzip":
+            path = tmp_path / "variant.csv.gz"
+            path.write_bytes(gzip.compress(payload))
+            return path
+        lines = payload.splitlines()
+        path = tmp_path / "variant.csv"
+        path.write_bytes(BOM + b"\r\n".join(lines[:3] + [b"", b" \t"] + lines[3:]))
+        return path
+
+    return write

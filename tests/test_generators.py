@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from fitlab import csvrows
 from fitlab.csvrows import BadRowsWarning, CSVFormatError, load_csv
 from fitlab.data import make_synthetic_csv
 from fitlab.generators import CSVSequence, csv_image_generator
@@ -207,15 +205,8 @@ def test_sequence_bad_rows_raise_or_are_skipped_and_reported(csv10, tmp_path):
 
 
 @pytest.mark.parametrize("variant", ["crlf_bom_blank", "gzip"])
-def test_sequence_reads_variants_like_the_clean_file(csv10, tmp_path, variant):
-    payload = csv10.read_bytes()
-    if variant == "gzip":
-        path = tmp_path / "v.csv.gz"
-        path.write_bytes(gzip.compress(payload))
-    else:
-        lines = payload.splitlines()
-        path = tmp_path / "v.csv"
-        path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:3] + [b"", b" "] + lines[3:]))
+def test_sequence_reads_variants_like_the_clean_file(csv10, csv_variant, variant):
+    path = csv_variant(csv10, variant)
     got = np.concatenate([x for x, _ in _epoch(CSVSequence(path, 3))])
     np.testing.assert_array_equal(got, load_csv(csv10)[0])
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from fitlab import csvrows
 from fitlab.csvrows import load_csv
 from fitlab.data import make_synthetic_csv
 from fitlab.meter import InputMeter
@@ -39,15 +37,8 @@ def test_one_exact_pass_equal_to_load_csv(csv10):
 
 
 @pytest.mark.parametrize("variant", ["crlf_bom_blank", "gzip"])
-def test_variants_give_the_clean_arrays(csv10, tmp_path, variant):
-    payload = csv10.read_bytes()
-    if variant == "gzip":
-        path = tmp_path / "v.csv.gz"
-        path.write_bytes(gzip.compress(payload))
-    else:
-        lines = payload.splitlines()
-        path = tmp_path / "v.csv"
-        path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:3] + [b"", b" \t"] + lines[3:]))
+def test_variants_give_the_clean_arrays(csv10, csv_variant, variant):
+    path = csv_variant(csv10, variant)
     _, x, _ = _arrays(csv_dataset(path, 3, size=SIZE))
     np.testing.assert_array_equal(x, load_csv(csv10)[0])
 
