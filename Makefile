@@ -39,8 +39,12 @@ lab: data
 test: install
 	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests notebooks $(PYTEST_NOTEBOOKS)
 
+# The tutorial's train.py; `make train METHOD=loop RECIPE=improved` for the others.
+METHOD ?= generator
+RECIPE ?= tutorial
 train: data
-	$(BIN)/python -m fitlab train --method generator --epochs 75 --batch-size 32 --seed 42 --out runs/tutorial
+	$(BIN)/python -m fitlab train --method $(METHOD) --recipe $(RECIPE) --epochs 75 --batch-size 32 \
+		--seed 42 --out runs/$(RECIPE)-$(METHOD)
 
 bench: data
 	$(BIN)/python -m fitlab bench build

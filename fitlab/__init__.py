@@ -2,7 +2,7 @@
 
 The data flows through one module per step (see DESIGN in the README)::
 
-    data ─▶ csvrows ─▶ generators / tfdata ─▶ augment ─▶ models + optim
+    data ─▶ csvrows ─▶ generators / tfdata ─▶ augment ─▶ models + optim + recipes
          ─▶ training / loop ─▶ live / evaluate
 
 Public names are imported lazily, so ``import fitlab`` is quick and pulls in
@@ -53,8 +53,10 @@ _PUBLIC = {
     "preview_augmentation": "augment",
     # models
     "MiniVGGNet": "models",
-    # optim
+    # optim, recipes
     "legacy_sgd": "optim",
+    "RECIPES": "recipes",
+    "make_recipe": "recipes",
     # training
     "train_on_batches": "training",
     "train_tutorial": "training",
@@ -82,8 +84,8 @@ _PUBLIC = {
 
 _SUBMODULES = (
     "augment", "bench", "cli", "compat", "config", "csvrows", "data", "evaluate",
-    "exercises", "generators", "live", "loop", "meter", "models", "optim", "tfdata",
-    "training",
+    "exercises", "generators", "live", "loop", "meter", "models", "optim", "recipes",
+    "tfdata", "training",
 )  # fmt: skip
 
 __all__ = sorted(_PUBLIC)

@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 BENCHMARKS = ("build", "pipeline", "loops", "live")
+# Copies of fitlab.training.METHODS and fitlab.recipes.RECIPES (a test keeps them
+# equal): importing those modules loads Keras, which `--help` should not wait for.
 METHODS = ("fit", "generator", "batch", "loop")
+RECIPES = ("tutorial", "improved")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--no-augment", dest="augment", action="store_false")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="tutorial",
+        help="optimizer, schedule and loss: the tutorial's (default) or the improved one",
+    )
     train.add_argument("--out", type=Path, required=True, help="folder for report, plot, model")
     _data_options(train)
     train.set_defaults(run=_run_train)
@@ -121,12 +130,15 @@ def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
         batch_size=args.batch_size,
         augment=args.augment,
         seed=args.seed,
+        recipe=args.recipe,
         out=args.out,
         data_dir=args.data_dir,
         archive=args.archive,
     )
     print(
-        f"{args.method}: accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f}, "
+        f"{args.method}, {args.recipe} recipe, seed {args.seed}: "
+        f"accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f} "
+        f"(mirror-averaged: {result['tta_accuracy']:.3f}, {result['tta_macro_f1']:.3f}); "
         f"{result['wall_s'] / 60:.1f} min; outputs in {args.out}"
     )
     return 0

@@ -717,6 +717,7 @@ def train_tutorial(
     batch_size: int = 32,
     augment: bool = True,
     seed: int = 42,
+    recipe: str = "tutorial",
     out: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     archive: str | os.PathLike | None = None,
@@ -724,10 +725,11 @@ def train_tutorial(
 ) -> dict:
     """The tutorial's ``train.py``, end to end, by one of the four methods.
 
-    Prepares the Flowers-17 CSVs, builds MiniVGGNet, compiles it with the
-    tutorial's SGD (lr 1e-2, momentum 0.9, decay lr / epochs, per batch), trains
-    with a progress bar, validating on the test CSV after each epoch as the
-    tutorial did, then predicts the 340 test rows and writes to ``out``:
+    Prepares the Flowers-17 CSVs, builds MiniVGGNet, compiles it with a
+    recipe (by default the tutorial's SGD: lr 1e-2, momentum 0.9, decay
+    lr / epochs, per batch; see :mod:`fitlab.recipes`), trains with a progress
+    bar, validating on the test CSV after each epoch as the tutorial did, then
+    predicts the 340 test rows and writes to ``out``:
     ``report.txt`` (also printed), ``plot.png`` (loss and accuracy per epoch),
     ``history.json`` and ``model.keras``, each written atomically.
 
@@ -756,6 +758,8 @@ def train_tutorial(
     seed : int
         Seeds weights, dropout, augmentation and shuffling (the 60/20 split
         is fixed by :func:`fitlab.prepare_flowers17`).
+    recipe : {"tutorial", "improved"}
+        Optimizer, schedule and loss (:func:`fitlab.make_recipe`).
     out : path
         Folder for the outputs (created).
     data_dir, archive : path, optional
@@ -767,8 +771,12 @@ def train_tutorial(
     -------
     dict
         ``accuracy``, ``macro_f1``, ``wall_s`` (training and validation),
-        ``epochs`` (run), ``method``, ``seed``, ``batch_size``, ``augment``
-        and ``paths`` (``report``, ``plot``, ``history``, ``model``).
+        ``epochs`` (run), ``method``, ``recipe``, ``seed``, ``batch_size``,
+        ``augment``, ``paths`` (``report``, ``plot``, ``history``, ``model``)
+        and ``tta_accuracy``, ``tta_macro_f1``: the scores when each test
+        image's prediction is averaged with its mirror image's (test-time
+        augmentation with the one transform the flowers are symmetric under;
+        ``report.txt`` has the plain predictions).
 
     Examples
     --------
@@ -778,12 +786,15 @@ def train_tutorial(
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    from fitlab.csvrows import classes_from_csv, load_csv
+    from fitlab.csvrows import classes_from_csv, count_rows, load_csv
     from fitlab.data import prepare_flowers17
     from fitlab.evaluate import predict_all, report
+    from fitlab.recipes import RECIPES, make_recipe
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if recipe not in RECIPES:  # before the data is prepared, not after
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     out = Path(out)
@@ -795,8 +806,9 @@ def train_tutorial(
 
     keras.utils.set_random_seed(seed)
     model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed)
-    optimizer = _tutorial_optimizer(epochs)
-    loss, metrics = "categorical_crossentropy", ["accuracy"]
+    steps_per_epoch = math.ceil(count_rows(files.train) / batch_size)
+    optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    metrics = ["accuracy"]
 
     start = time.perf_counter()
     history = _train_by(
@@ -817,6 +829,8 @@ def train_tutorial(
 
     probabilities = predict_all(model, x_test, batch_size=batch_size)
     predicted = probabilities.argmax(axis=1)
+    mirrored = predict_all(model, x_test[:, :, ::-1], batch_size=batch_size)
+    tta_predicted = (probabilities + mirrored).argmax(axis=1)
     text = report(y_test_index, predicted, classes)
     if verbose:
         print(text)
@@ -824,9 +838,12 @@ def train_tutorial(
     return {
         "accuracy": float(accuracy_score(y_test_index, predicted)),
         "macro_f1": float(f1_score(y_test_index, predicted, average="macro")),
+        "tta_accuracy": float(accuracy_score(y_test_index, tta_predicted)),
+        "tta_macro_f1": float(f1_score(y_test_index, tta_predicted, average="macro")),
         "wall_s": wall_s,
         "epochs": len(history.history.get("loss", [])),
         "method": method,
+        "recipe": recipe,
         "seed": seed,
         "batch_size": batch_size,
         "augment": augment,
@@ -841,14 +858,6 @@ def _tutorial_model(shape: tuple, classes: int, augment: bool, seed: int) -> ker
     height, width, depth = shape
     augmentation = make_augmentation(**TUTORIAL_AUGMENTATION, seed=seed) if augment else None
     return MiniVGGNet.build(width, height, depth, classes, augmentation=augmentation)
-
-
-def _tutorial_optimizer(epochs: int) -> keras.optimizers.Optimizer:
-    from fitlab.optim import legacy_sgd
-
-    init_lr = 1e-2
-    # The tutorial: SGD(lr=INIT_LR, momentum=0.9, decay=INIT_LR / NUM_EPOCHS).
-    return legacy_sgd(init_lr, momentum=0.9, decay=init_lr / epochs)
 
 
 def _label_indices(labels: np.ndarray, classes: Sequence[str], path) -> np.ndarray:
@@ -883,7 +892,6 @@ def _train_by(
     x_test, y_test_index = test
     y_test = keras.utils.to_categorical(y_test_index, len(classes))
     if method == "loop":
-
         from fitlab.loop import CompiledLoop
         from fitlab.tfdata import csv_dataset
 

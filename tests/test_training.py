@@ -426,18 +426,33 @@ def tiny_flowers(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("method", "augment"),
-    [("fit", True), ("generator", False), ("batch", False), ("loop", False)],
+    ("method", "augment", "recipe"),
+    [
+        ("fit", True, "tutorial"),
+        ("generator", False, "improved"),
+        ("batch", False, "tutorial"),
+        ("loop", False, "improved"),
+    ],
 )
-def test_train_tutorial_writes_every_output(tiny_flowers, tmp_path, method, augment, capsys):
+def test_train_tutorial_writes_every_output(
+    tiny_flowers, tmp_path, method, augment, recipe, capsys
+):
     """Every method end to end (augmentation is the same model layers for all)."""
     from fitlab.training import train_tutorial
 
     out = tmp_path / f"run-{method}"
-    result = train_tutorial(method, epochs=1, batch_size=8, seed=3, out=out, augment=augment)
+    result = train_tutorial(
+        method, epochs=1, batch_size=8, seed=3, recipe=recipe, out=out, augment=augment
+    )
     assert {"accuracy", "macro_f1", "wall_s", "epochs", "method", "seed", "paths"} <= set(result)
-    assert (result["method"], result["seed"], result["epochs"]) == (method, 3, 1)
-    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["macro_f1"] <= 1.0
+    assert (result["method"], result["recipe"], result["seed"], result["epochs"]) == (
+        method,
+        recipe,
+        3,
+        1,
+    )
+    for score in ("accuracy", "macro_f1", "tta_accuracy", "tta_macro_f1"):
+        assert 0.0 <= result[score] <= 1.0
     assert sorted(p.name for p in out.iterdir()) == [
         "history.json",
         "model.keras",

@@ -1,0 +1,103 @@
+"""Recipes: the tutorial's optimizer unchanged, the improved one's schedule, decay and loss."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from fitlab import cli, training
+from fitlab.recipes import (
+    LABEL_SMOOTHING,
+    PEAK_LEARNING_RATE,
+    RECIPES,
+    WEIGHT_DECAY,
+    make_recipe,
+)
+
+EPOCHS, STEPS = 75, 32  # the tutorial's run: 1,020 rows at batch 32
+WARMUP = 3 * STEPS
+TOTAL = EPOCHS * STEPS
+
+
+def improved_rate(step: int) -> float:
+    """The improved schedule in closed form: linear warm-up, then a cosine to 0."""
+    start = PEAK_LEARNING_RATE / 10
+    if step < WARMUP:
+        return start + (PEAK_LEARNING_RATE - start) * step / WARMUP
+    progress = min(step - WARMUP, TOTAL - WARMUP) / (TOTAL - WARMUP)
+    return PEAK_LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def rate_at(optimizer, step: int) -> float:
+    optimizer.iterations.assign(step)
+    return float(optimizer.learning_rate)
+
+
+@pytest.mark.parametrize("step", [0, 1, 10, 500, 2399])
+def test_the_tutorial_recipe_is_the_tutorials_sgd(step):
+    optimizer, loss = make_recipe("tutorial", epochs=EPOCHS, steps_per_epoch=STEPS)
+    assert loss == "categorical_crossentropy"
+    assert float(optimizer.momentum) == pytest.approx(0.9)
+    assert not optimizer.nesterov and optimizer.weight_decay is None
+    assert rate_at(optimizer, step) == pytest.approx(1e-2 / (1 + 1e-2 / EPOCHS * step), rel=1e-6)
+
+
+@pytest.mark.parametrize("step", [0, 48, WARMUP, 1000, TOTAL // 2, TOTAL - 1, TOTAL])
+def test_the_improved_rate_warms_up_then_anneals_to_zero(step):
+    optimizer, _ = make_recipe("improved", epochs=EPOCHS, steps_per_epoch=STEPS)
+    assert rate_at(optimizer, step) == pytest.approx(improved_rate(step), rel=1e-5, abs=1e-9)
+
+
+def test_the_improved_rate_peaks_after_the_warmup_and_ends_at_zero():
+    optimizer, _ = make_recipe("improved", epochs=EPOCHS, steps_per_epoch=STEPS)
+    rates = [rate_at(optimizer, step) for step in range(TOTAL + 1)]
+    assert max(rates) == pytest.approx(PEAK_LEARNING_RATE) and np.argmax(rates) == WARMUP
+    assert rates[-1] == pytest.approx(0.0, abs=1e-9)
+    assert all(a >= b for a, b in zip(rates[WARMUP:], rates[WARMUP + 1 :], strict=False))
+
+
+def test_a_run_shorter_than_the_warmup_warms_up_over_half_of_it():
+    optimizer, _ = make_recipe("improved", epochs=1, steps_per_epoch=8)
+    rates = [rate_at(optimizer, step) for step in range(9)]
+    assert np.argmax(rates) == 4 and rates[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_improved_weight_decay_shrinks_weights_by_rate_times_decay():
+    optimizer, _ = make_recipe("improved", epochs=EPOCHS, steps_per_epoch=STEPS)
+    weight = keras.Variable(np.ones(3, "float32"))
+    optimizer.build([weight])
+    optimizer.iterations.assign(WARMUP)  # at the peak rate
+    optimizer.apply_gradients([(np.zeros(3, "float32"), weight)])  # no gradient: decay only
+    expected = 1 - PEAK_LEARNING_RATE * WEIGHT_DECAY
+    np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-6)
+    assert optimizer.nesterov and float(optimizer.momentum) == pytest.approx(0.9)
+
+
+def test_the_improved_loss_is_cross_entropy_on_smoothed_targets():
+    _, loss = make_recipe("improved", epochs=EPOCHS, steps_per_epoch=STEPS)
+    y = keras.utils.to_categorical([0, 3], 17)
+    p = np.random.default_rng(0).dirichlet(np.ones(17), size=2).astype("float32")
+    smoothed = y * (1 - LABEL_SMOOTHING) + LABEL_SMOOTHING / 17
+    expected = -(smoothed * np.log(p)).sum(axis=1).mean()
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_bad_arguments_say_what_is_allowed():
+    with pytest.raises(ValueError, match=r"recipe must be one of \('tutorial', 'improved'\)"):
+        make_recipe("adam", epochs=1, steps_per_epoch=1)
+    with pytest.raises(ValueError, match="must be positive"):
+        make_recipe("improved", epochs=0, steps_per_epoch=32)
+
+
+def test_train_tutorial_refuses_an_unknown_recipe_before_touching_the_data(tmp_path):
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        training.train_tutorial("fit", recipe="better", out=tmp_path, archive=tmp_path / "none")
+
+
+def test_the_cli_offers_every_method_and_recipe():
+    # cli keeps its own copies so that `--help` does not load Keras.
+    assert cli.METHODS == training.METHODS
+    assert cli.RECIPES == RECIPES
