@@ -14,6 +14,11 @@ one traces and builds the step) to the end of the epoch, over ``--steps``
 batches, timed by the same callback for all. Data loading is not measured
 here (the arrays are in memory; see ``bench pipeline``), so the table shows
 what each loop itself costs around the same training step.
+
+A second table times the same loops around a step that costs almost nothing
+(one dense layer on the pooled pixels, ``--overhead-steps`` batches): its
+milliseconds per step are the loop's own overhead, which is all a faster loop
+can save around MiniVGGNet's step.
 """
 
 from __future__ import annotations
@@ -47,26 +52,34 @@ def main(argv: list[str] | None = None) -> int:
         "--steps", type=int, default=10, help="timed batches per way and batch size (default 10)"
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=list(BATCH_SIZES))
+    parser.add_argument(
+        "--overhead-steps",
+        type=int,
+        default=100,
+        help="timed batches per cell of the loop-overhead table (default 100; 0 skips it)",
+    )
     parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be at least 1")
+    if args.steps < 1 or args.overhead_steps < 0:
+        parser.error("--steps must be at least 1 and --overhead-steps at least 0")
 
     results = {way: {} for way in args.ways}
+    overhead = {way: {} for way in args.ways} if args.overhead_steps else {}
     for batch_size in args.batch_sizes:
         for way in args.ways:
             results[way][batch_size] = measure(way, batch_size, args.steps)
-            # Progress on stderr: a cell takes from seconds to minutes on a CPU.
-            print(
-                f"{LABELS[way]}, batch {batch_size}: {results[way][batch_size]:.1f} img/s",
-                file=sys.stderr,
-                flush=True,
-            )
+            _progress(f"{LABELS[way]}, batch {batch_size}: {results[way][batch_size]:.1f} img/s")
+            if overhead:
+                rate = measure(way, batch_size, args.overhead_steps, model="tiny")
+                overhead[way][batch_size] = 1000 * batch_size / rate
+                _progress(f"  loop overhead: {overhead[way][batch_size]:.2f} ms/step")
     report = {
         "machine": machine(),
         "steps": args.steps,
+        "overhead_steps": args.overhead_steps,
         "images_per_second": results,
+        "overhead_ms_per_step": overhead,
         "ratios_at_32": ratios(results),
     }
     if args.json:
@@ -76,9 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(way: str, batch_size: int, steps: int) -> float:
-    """Images per second of ``way`` over ``steps`` timed batches (after one warm-up)."""
-    from fitlab.models import MiniVGGNet
+def _progress(line: str) -> None:
+    # On stderr: a cell takes from seconds to minutes on a CPU.
+    print(line, file=sys.stderr, flush=True)
+
+
+def measure(way: str, batch_size: int, steps: int, model: str = "MiniVGGNet") -> float:
+    """Images per second of ``way`` over ``steps`` timed batches (after one warm-up).
+
+    ``model`` is ``"MiniVGGNet"`` or ``"tiny"`` (a step that costs almost nothing).
+    """
     from fitlab.optim import legacy_sgd
 
     rows = (steps + 1) * batch_size
@@ -86,7 +106,7 @@ def measure(way: str, batch_size: int, steps: int) -> float:
     x = rng.integers(0, 256, size=(rows, SIZE, SIZE, 3), dtype=np.uint8)
     y = keras.utils.to_categorical(rng.integers(0, CLASSES, size=rows), CLASSES)
     keras.utils.set_random_seed(0)
-    model = MiniVGGNet.build(SIZE, SIZE, 3, CLASSES)
+    model = _build(model)
     clock = Stopwatch()
     loss = "categorical_crossentropy"
     if way.startswith("CompiledLoop"):
@@ -114,6 +134,23 @@ def measure(way: str, batch_size: int, steps: int) -> float:
 
             train_on_batches(model, (x, y), 1, batch_size=batch_size, verbose=0, callbacks=[clock])
     return steps * batch_size / clock.seconds
+
+
+def _build(name: str) -> keras.Model:
+    if name == "MiniVGGNet":
+        from fitlab.models import MiniVGGNet
+
+        return MiniVGGNet.build(SIZE, SIZE, 3, CLASSES)
+    if name != "tiny":
+        raise ValueError(f'model must be "MiniVGGNet" or "tiny", not {name!r}')
+    return keras.Sequential(
+        [
+            keras.Input((SIZE, SIZE, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(CLASSES, activation="softmax"),
+        ]
+    )
 
 
 class Stopwatch(keras.callbacks.Callback):
@@ -181,3 +218,21 @@ def print_table(report: dict, batch_sizes: list[int]) -> None:
         print(f"{LABELS[way]:<26}" + "".join(f"{cells[b]:>18.1f}" for b in batch_sizes))
     for name, value in report["ratios_at_32"].items():
         print(f"{name} at batch 32: {value:.2f}x")
+    overhead = report["overhead_ms_per_step"]
+    if not overhead:
+        return
+    print(
+        f"\nLoop overhead: ms per step around a one-dense-layer step, "
+        f"{report['overhead_steps']} timed batches per cell"
+    )
+    header = f"{'way':<26}" + "".join(f"{f'batch {b} ms/step':>18}" for b in batch_sizes)
+    print(header)
+    print("-" * len(header))
+    for way, cells in overhead.items():
+        print(f"{LABELS[way]:<26}" + "".join(f"{cells[b]:>18.2f}" for b in batch_sizes))
+    if "fit" in report["images_per_second"]:
+        step = {b: 1000 * b / report["images_per_second"]["fit"][b] for b in batch_sizes}
+        print(
+            "A MiniVGGNet step under fit takes "
+            + ", ".join(f"{step[b]:.0f} ms at batch {b}" for b in batch_sizes)
+        )
