@@ -211,11 +211,7 @@ def print_table(report: dict, batch_sizes: list[int]) -> None:
         f"MiniVGGNet {SIZE}x{SIZE}x3, {CLASSES} classes; {report['steps']} timed batches "
         f"per cell; {device}; TensorFlow {m['tensorflow']}, Keras {m['keras']}"
     )
-    header = f"{'way':<26}" + "".join(f"{f'batch {b} img/s':>18}" for b in batch_sizes)
-    print(header)
-    print("-" * len(header))
-    for way, cells in report["images_per_second"].items():
-        print(f"{LABELS[way]:<26}" + "".join(f"{cells[b]:>18.1f}" for b in batch_sizes))
+    _print_cells(report["images_per_second"], batch_sizes, "img/s", ".1f")
     for name, value in report["ratios_at_32"].items():
         print(f"{name} at batch 32: {value:.2f}x")
     overhead = report["overhead_ms_per_step"]
@@ -225,14 +221,19 @@ def print_table(report: dict, batch_sizes: list[int]) -> None:
         f"\nLoop overhead: ms per step around a one-dense-layer step, "
         f"{report['overhead_steps']} timed batches per cell"
     )
-    header = f"{'way':<26}" + "".join(f"{f'batch {b} ms/step':>18}" for b in batch_sizes)
-    print(header)
-    print("-" * len(header))
-    for way, cells in overhead.items():
-        print(f"{LABELS[way]:<26}" + "".join(f"{cells[b]:>18.2f}" for b in batch_sizes))
+    _print_cells(overhead, batch_sizes, "ms/step", ".2f")
     if "fit" in report["images_per_second"]:
         step = {b: 1000 * b / report["images_per_second"]["fit"][b] for b in batch_sizes}
         print(
             "A MiniVGGNet step under fit takes "
             + ", ".join(f"{step[b]:.0f} ms at batch {b}" for b in batch_sizes)
         )
+
+
+def _print_cells(table: dict, batch_sizes: list[int], unit: str, spec: str) -> None:
+    """A way a row, a batch size a column."""
+    header = f"{'way':<26}" + "".join(f"{f'batch {b} {unit}':>18}" for b in batch_sizes)
+    print(header)
+    print("-" * len(header))
+    for way, cells in table.items():
+        print(f"{LABELS[way]:<26}" + "".join(f"{cells[b]:>18{spec}}" for b in batch_sizes))
