@@ -731,7 +731,9 @@ def train_tutorial(
     bar, validating on the test CSV after each epoch as the tutorial did, then
     predicts the 340 test rows and writes to ``out``:
     ``report.txt`` (also printed), ``plot.png`` (loss and accuracy per epoch),
-    ``history.json`` and ``model.keras``, each written atomically.
+    ``history.json`` and ``model.keras``, each written atomically. To load the
+    model elsewhere, ``import fitlab.augment`` first (it registers the shear
+    layer the augmentation uses), then ``keras.models.load_model(path)``.
 
     The methods:
 

@@ -142,3 +142,23 @@ def test_model_with_augmentation_saves_and_loads(tmp_path, pixels):
     np.testing.assert_array_equal(
         np.asarray(loaded.predict(pixels, verbose=0)), np.asarray(model.predict(pixels, verbose=0))
     )
+
+
+def test_a_saved_model_loads_in_a_fresh_process_after_importing_fitlab_augment(tmp_path):
+    """What train_tutorial's docstring tells users: import fitlab.augment, then load_model."""
+    import subprocess
+    import sys
+
+    aug = make_augmentation(shear_range=0.15, horizontal_flip=True, seed=0)
+    MiniVGGNet.build(SIZE, SIZE, 3, classes=CLASSES, augmentation=aug).save(tmp_path / "m.keras")
+    code = (
+        "import sys, keras, fitlab.augment; "
+        "m = keras.models.load_model(sys.argv[1]); print(m.output_shape)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "m.keras")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().endswith(f"(None, {CLASSES})")
