@@ -777,7 +777,7 @@ def train_tutorial(
         ``augment``, ``paths`` (``report``, ``plot``, ``history``, ``model``)
         and ``tta_accuracy``, ``tta_macro_f1``: the scores when each test
         image's prediction is averaged with its mirror image's (test-time
-        augmentation with the one transform the flowers are symmetric under;
+        augmentation by the horizontal flip training already used;
         ``report.txt`` has the plain predictions).
 
     Examples
