@@ -932,8 +932,9 @@ def _train_by(
         files.train, batch_size, classes=classes, shuffle=True, seed=seed, cache=True
     )
     if method == "generator":
-        # shuffle=False: the sequence reshuffles its rows itself each epoch, so
-        # "generator" and "batch" see the very same batches.
+        # shuffle=False: the sequence reshuffles its rows itself each epoch. Keras
+        # 3's fit also calls its on_epoch_end once before the first epoch
+        # (EpochIterator.reset), so "generator" trains one shuffle ahead of "batch".
         return model.fit(
             train,
             epochs=epochs,
