@@ -1,9 +1,10 @@
 """fitlab: the three ways Keras trains a network, on Flowers-17 served as CSV.
 
-The data flows through one module per step (see DESIGN in the README)::
+The package's folders follow the data, each layer importing only those
+before it (``docs/architecture.md``; ``tests/test_layers.py`` checks it)::
 
-    data ─▶ csvrows ─▶ generators / tfdata ─▶ augment ─▶ models + optim + recipes
-         ─▶ training / loop ─▶ live / evaluate
+    config, files ─▶ data ─▶ pipelines ─▶ augment, models, optim, recipes
+      ─▶ engine ─▶ loops, callbacks, evaluate ─▶ compat ─▶ tutorial, exercises, bench ─▶ cli
 
 Public names are imported lazily, so ``import fitlab`` is quick and pulls in
 TensorFlow only when a name that needs it is first used.
@@ -21,50 +22,47 @@ import importlib
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it, in the order data flows through them
 _PUBLIC = {
     # config
     "Profile": "config",
     "get_profile": "config",
     "data_dir": "config",
+    "METHODS": "config",
+    "RECIPES": "config",
     # data
-    "CLASS_NAMES": "data",
-    "DatasetError": "data",
-    "Flowers17Files": "data",
-    "class_of": "data",
-    "make_synthetic_csv": "data",
-    "prepare_flowers17": "data",
-    # csvrows
-    "CSVFormatError": "csvrows",
-    "BadRowsWarning": "csvrows",
-    "parse_row": "csvrows",
-    "load_csv": "csvrows",
-    "classes_from_csv": "csvrows",
-    # meter
-    "InputMeter": "meter",
-    # generators
-    "csv_image_generator": "generators",
-    "CSVSequence": "generators",
-    # tfdata
-    "csv_dataset": "tfdata",
-    # augment
+    "CLASS_NAMES": "data.flowers17",
+    "DatasetError": "data.flowers17",
+    "Flowers17Files": "data.flowers17",
+    "class_of": "data.flowers17",
+    "make_synthetic_csv": "data.flowers17",
+    "prepare_flowers17": "data.flowers17",
+    "CSVFormatError": "data.csvrows",
+    "BadRowsWarning": "data.csvrows",
+    "parse_row": "data.csvrows",
+    "load_csv": "data.csvrows",
+    "classes_from_csv": "data.labels",
+    # pipelines
+    "InputMeter": "pipelines.meter",
+    "csv_image_generator": "pipelines.generator",
+    "CSVSequence": "pipelines.sequence",
+    "csv_dataset": "pipelines.tfdata",
+    # augmentation, model, optimizer, recipes
     "TUTORIAL_AUGMENTATION": "augment",
     "make_augmentation": "augment",
     "preview_augmentation": "augment",
-    # models
     "MiniVGGNet": "models",
-    # optim, recipes
     "legacy_sgd": "optim",
-    "RECIPES": "recipes",
     "make_recipe": "recipes",
-    # training
-    "train_on_batches": "training",
-    "train_tutorial": "training",
-    "ResumableCheckpoint": "training",
-    "resume_from": "training",
-    # loop
-    "CompiledLoop": "loop",
-    # evaluate
+    # loops
+    "train_on_batches": "loops.on_batch",
+    "CompiledLoop": "loops.compiled_tf",
+    # callbacks, plots, evaluation
+    "LivePlot": "callbacks.live",
+    "ResumableCheckpoint": "callbacks.checkpoint",
+    "resume_from": "callbacks.checkpoint",
+    "plot_history": "callbacks.live",
+    "plot_runs": "callbacks.live",
     "predict_all": "evaluate",
     "report": "evaluate",
     "plot_confusion": "evaluate",
@@ -76,16 +74,13 @@ _PUBLIC = {
     "legacy_history": "compat",
     "SGD": "compat",
     "ImageDataGenerator": "compat",
-    # live
-    "LivePlot": "live",
-    "plot_history": "live",
-    "plot_runs": "live",
+    # the tutorial's train.py
+    "train_tutorial": "tutorial",
 }
 
 _SUBMODULES = (
-    "augment", "bench", "cli", "compat", "config", "csvrows", "data", "evaluate",
-    "exercises", "generators", "live", "loop", "meter", "models", "optim", "recipes",
-    "tfdata", "training",
+    "augment", "bench", "callbacks", "cli", "compat", "config", "data", "engine", "evaluate",
+    "exercises", "files", "loops", "models", "optim", "pipelines", "recipes", "tutorial",
 )  # fmt: skip
 
 __all__ = sorted(_PUBLIC)

@@ -18,11 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("build", "pipeline", "loops", "live")
-# Copies of fitlab.training.METHODS and fitlab.recipes.RECIPES (a test keeps them
-# equal): importing those modules loads Keras, which `--help` should not wait for.
-METHODS = ("fit", "generator", "batch", "loop")
-RECIPES = ("tutorial", "improved")
+from fitlab.config import BENCHMARKS, METHODS, RECIPES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +96,7 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
-    from fitlab.data import MANIFEST, prepare_flowers17
+    from fitlab.data.flowers17 import MANIFEST, prepare_flowers17
 
     start = time.perf_counter()
     files = prepare_flowers17(
@@ -122,7 +118,7 @@ def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
-    from fitlab.training import train_tutorial
+    from fitlab.tutorial import train_tutorial
 
     result = train_tutorial(
         args.method,

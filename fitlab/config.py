@@ -1,4 +1,7 @@
-"""Where fitlab keeps its data, and how long the notebooks train.
+"""Where fitlab keeps its data, how long the notebooks train, and the names the CLI offers.
+
+This module imports nothing heavy (no Keras), so ``python -m fitlab --help``
+answers at once.
 
 Two environment variables steer everything a notebook or a test does:
 
@@ -19,6 +22,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+#: The four ways ``python -m fitlab train`` trains (see :func:`fitlab.train_tutorial`).
+METHODS = ("fit", "generator", "batch", "loop")
+#: The training recipes of :func:`fitlab.make_recipe`.
+RECIPES = ("tutorial", "improved")
+#: The benchmarks of ``python -m fitlab bench NAME``.
+BENCHMARKS = ("build", "pipeline", "loops", "live")
 
 ARCHIVE_ENV = "FITLAB_FLOWERS17_ARCHIVE"
 DATA_DIR_ENV = "FITLAB_DATA_DIR"

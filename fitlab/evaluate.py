@@ -9,20 +9,19 @@ order, whatever the source is.
 
 from __future__ import annotations
 
-import inspect
-import sys
 import warnings
-from collections.abc import Iterable, Iterator
-from itertools import islice
 
 import keras
 import numpy as np
+
+from fitlab.engine import BatchStream
+from fitlab.pipelines import rows_in
 
 NORMALIZE = (None, "true", "pred", "all")
 
 
 def _features(batch):
-    """``x`` from a batch given as ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)``."""
+    """``x`` from a batch given as ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, w)`` (Keras 3's rule)."""
     if isinstance(batch, tuple | list):
         if not 1 <= len(batch) <= 3:
             raise ValueError(
@@ -30,86 +29,6 @@ def _features(batch):
             )
         return batch[0]
     return batch
-
-
-def _rows(x) -> int:
-    first = next(iter(x.values())) if isinstance(x, dict) else x
-    return int(first.shape[0])
-
-
-def _is_array(x) -> bool:
-    # numpy arrays and tensors alike; a tensor is also iterable, but row by row.
-    return isinstance(x, np.ndarray) or (hasattr(x, "shape") and hasattr(x, "__array__"))
-
-
-def _slice(x, rows: slice):
-    return {k: v[rows] for k, v in x.items()} if isinstance(x, dict) else x[rows]
-
-
-def _is_tf_dataset(source) -> bool:
-    # A tf.data.Dataset can only exist if TensorFlow is already imported: look,
-    # don't import (this module stays importable without TensorFlow).
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(source, tf.data.Dataset)
-
-
-def _tf_batches(dataset, steps: int | None) -> Iterable:
-    import tensorflow as tf
-
-    if steps is None and dataset.cardinality() == tf.data.INFINITE_CARDINALITY:
-        raise ValueError(
-            "this tf.data.Dataset repeats forever, so it has no last row: build it without "
-            "repeat() (csv_dataset(..., repeat=False)) or pass steps="
-        )
-    return dataset.as_numpy_iterator()
-
-
-def _pydataset_batches(dataset: keras.utils.PyDataset, steps: int | None) -> Iterator:
-    if getattr(dataset, "shuffle", False):
-        # Predictions in a shuffled order would not line up with the file's labels.
-        raise ValueError(
-            f"this {type(dataset).__name__} shuffles its rows, so its predictions would not "
-            "line up with the labels in file order: make it with shuffle=False"
-        )
-    count = dataset.num_batches
-    if count is None and steps is None:
-        raise ValueError(f"{type(dataset).__name__} has no length (infinite): pass steps=")
-    if count is not None and steps is not None:
-        count = min(count, steps)
-    for index in range(count if count is not None else steps):
-        yield dataset[index]
-
-
-def _check_generator(source, steps: int | None) -> None:
-    # csv_image_generator(mode="train") wraps around its file forever: without
-    # steps there is no end, and with the tutorial's steps it predicted rows twice.
-    if steps is None and inspect.getgeneratorlocals(source).get("mode") == "train":
-        raise ValueError(
-            "this generator runs in train mode: it wraps around its file forever and never "
-            "ends, so predicting 'all' its rows is undefined. Make it with mode='eval' "
-            "(one pass, the last batch short) or pass steps="
-        )
-
-
-def _batches(source, steps: int | None, batch_size: int) -> Iterable:
-    if _is_array(source) or isinstance(source, dict | tuple):
-        x = _features(source)
-        n = _rows(x)
-        stop = n if steps is None else min(n, steps * batch_size)
-        return (_slice(x, slice(start, start + batch_size)) for start in range(0, stop, batch_size))
-    if isinstance(source, keras.utils.PyDataset):
-        return _pydataset_batches(source, steps)
-    if _is_tf_dataset(source):
-        return _tf_batches(source, steps)
-    if inspect.isgenerator(source):
-        _check_generator(source, steps)
-        return source
-    if isinstance(source, Iterable):
-        return source
-    raise TypeError(
-        f"predict_all cannot read a {type(source).__name__}: give a numpy array, a generator, "
-        "a keras.utils.PyDataset (e.g. CSVSequence) or a tf.data.Dataset (e.g. csv_dataset)"
-    )
 
 
 def predict_all(model, source, *, steps: int | None = None, batch_size: int = 32) -> np.ndarray:
@@ -147,26 +66,43 @@ def predict_all(model, source, *, steps: int | None = None, batch_size: int = 32
 
     Examples
     --------
-    >>> probs = predict_all(model, CSVSequence(test_csv, batch_size=32))  # doctest: +SKIP
-    >>> probs.shape
-    (340, 17)
+    >>> import tempfile, pathlib
+    >>> from fitlab.data import make_synthetic_csv
+    >>> from fitlab.pipelines import CSVSequence
+    >>> csv = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=10, size=4)
+    >>> model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+    ...                           keras.layers.Dense(3, activation="softmax")])
+    >>> predict_all(model, CSVSequence(csv, batch_size=4)).shape
+    (10, 3)
     """
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be a positive number of batches, got {steps}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    batches = _batches(source, steps, batch_size)
-    if steps is not None:
-        batches = islice(batches, steps)  # stop before pulling batch steps + 1
+    if isinstance(source, keras.utils.PyDataset) and getattr(source, "shuffle", False):
+        # Predictions in a shuffled order would not line up with the file's labels.
+        raise ValueError(
+            f"this {type(source).__name__} shuffles its rows, so its predictions would not "
+            "line up with the labels in file order: make it with shuffle=False"
+        )
+    stream = BatchStream(
+        source,
+        steps,
+        batch_size=batch_size if _is_arrays(source) else None,
+        role="prediction data",
+        steps_name="steps",
+        keep_position=False,
+        single_pass=True,
+        inputs_only=True,
+    )
     outputs = []
     read = 0
-    for batch in batches:
-        read += 1
+    for read, batch in enumerate(stream.epoch(), start=1):  # noqa: B007 - read is reported
         x = _features(batch)
-        if _rows(x) == 0:
+        if rows_in(x) == 0:
             continue
         outputs.append(np.asarray(model.predict_on_batch(x)))
-    if steps is not None and read < steps:
+    if stream.ran_out:
         warnings.warn(
             f"predict_all: steps={steps} but the source ended after {read} batches; "
             "predicted every row it gave",
@@ -175,6 +111,15 @@ def predict_all(model, source, *, steps: int | None = None, batch_size: int = 32
     if not outputs:
         return np.zeros((0, *model.output_shape[1:]), dtype="float32")
     return np.concatenate(outputs, axis=0)
+
+
+def _is_arrays(source) -> bool:
+    """Array data that predict_all slices itself: x, a dict of arrays, or (x, y[, w])."""
+    if isinstance(source, tuple | dict):
+        return True
+    return isinstance(source, np.ndarray) or (
+        hasattr(source, "shape") and hasattr(source, "__array__")
+    )
 
 
 def _class_indices(y, class_names, name: str) -> np.ndarray:

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import keras
 
+from fitlab.config import RECIPES
 from fitlab.optim import legacy_sgd
 
-RECIPES = ("tutorial", "improved")
+__all__ = ["RECIPES", "make_recipe"]
 
 # The improved recipe's settings (see the module docstring).
 PEAK_LEARNING_RATE = 0.025

@@ -50,7 +50,7 @@ def flowers17_csvs(flowers17_archive):
 @pytest.fixture
 def csv_variant(tmp_path):
     """Write a clean CSV again as an accepted variant: ``"gzip"``, or CRLF + BOM + blank lines."""
-    from fitlab.csvrows import BOM
+    from fitlab.data.csvrows import BOM
 
     def write(clean: Path, variant: str) -> Path:
         payload = clean.read_bytes()

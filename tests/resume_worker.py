@@ -17,9 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fitlab.models import MiniVGGNet
-from fitlab.optim import legacy_sgd
-from fitlab.training import ResumableCheckpoint, resume_from
+from fitlab import MiniVGGNet, ResumableCheckpoint, legacy_sgd, resume_from
 
 SIZE, ROWS, BATCH, CLASSES, SEED = 16, 32, 8, 3, 5
 

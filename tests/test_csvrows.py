@@ -9,9 +9,18 @@ import warnings
 import numpy as np
 import pytest
 
-from fitlab import csvrows
-from fitlab.csvrows import BadRowsWarning, CSVFormatError, classes_from_csv, load_csv, parse_row
-from fitlab.data import CLASS_NAMES, make_synthetic_csv
+from fitlab import (
+    CLASS_NAMES,
+    BadRowsWarning,
+    CSVFormatError,
+    classes_from_csv,
+    load_csv,
+    make_synthetic_csv,
+    parse_row,
+)
+from fitlab.data import csvrows
+from fitlab.data.labels import encode_labels
+from fitlab.data.rowindex import index_rows
 
 SIZE = 4  # 48 values a row: tiny files, every code path
 
@@ -199,14 +208,14 @@ def test_classes_sorted_like_label_binarizer(tmp_path):
 
 def test_encode_labels_names_unknown_label_and_line():
     with pytest.raises(CSVFormatError, match=r"t\.csv, line 9: unknown label 'rose'"):
-        csvrows.encode_labels(["iris", "rose"], ["iris", "tulip"], "t.csv", [8, 9])
+        encode_labels(["iris", "rose"], ["iris", "tulip"], "t.csv", [8, 9])
 
 
 def test_index_points_at_each_rows_values(clean, tmp_path):
     lines = _lines(clean)
     path = tmp_path / "v.csv"
     path.write_bytes(csvrows.BOM + b"\r\n".join(lines[:2] + [b"", b" "] + lines[2:]))
-    index = csvrows.index_rows(path)
+    index = index_rows(path)
     assert index.lines.tolist() == [1, 2, 5, 6, 7, 8, 9]
     assert index.values == 48 and index.cut_off  # written without a final line end
     payload = path.read_bytes()

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fitlab import data
-from fitlab.data import (
+from fitlab.data import flowers17 as data
+from fitlab.data.flowers17 import (
     CLASS_NAMES,
     DatasetError,
     class_of,
@@ -28,6 +28,7 @@ from fitlab.data import (
     prepare_flowers17,
     split_rows,
 )
+from fitlab.files import write_atomically
 
 N_IMAGES = 1360
 
@@ -329,7 +330,7 @@ def test_write_atomically_leaves_no_temp_file_when_interrupted(tmp_path, monkeyp
     target.write_bytes(b"old\n")
     monkeypatch.setattr(data.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        data.write_atomically(target, b"new\n")
+        write_atomically(target, b"new\n")
     assert target.read_bytes() == b"old\n" and [p.name for p in tmp_path.iterdir()] == ["f.csv"]
 
 

@@ -37,14 +37,17 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from fitlab.csvrows import classes_from_csv, load_csv  # noqa: E402
-from fitlab.data import make_synthetic_csv  # noqa: E402
-from fitlab.generators import CSVSequence  # noqa: E402
-from fitlab.loop import CompiledLoop  # noqa: E402
-from fitlab.models import MiniVGGNet  # noqa: E402
-from fitlab.optim import legacy_sgd  # noqa: E402
-from fitlab.tfdata import csv_dataset  # noqa: E402
-from fitlab.training import train_on_batches  # noqa: E402
+from fitlab import (  # noqa: E402
+    CompiledLoop,
+    CSVSequence,
+    MiniVGGNet,
+    classes_from_csv,
+    csv_dataset,
+    legacy_sgd,
+    load_csv,
+    make_synthetic_csv,
+    train_on_batches,
+)
 
 SIZE, ROWS, BATCH, EPOCHS, SEED = 32, 48, 16, 2, 7
 CLASSES = ("daffodil", "snowdrop", "tulip")

@@ -78,12 +78,17 @@ def test_batches_may_be_x_or_x_y_or_x_y_w(model, shape):
     np.testing.assert_allclose(predict_all(model, batches), model.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_train_mode_generator_is_refused_unless_steps_are_given(model):
-    x = rows(6)
+def test_train_mode_generator_is_refused_unless_steps_are_given(model, tmp_path):
+    from fitlab import csv_image_generator, load_csv, make_synthetic_csv
+
+    path = make_synthetic_csv(tmp_path / "six.csv", rows=6, size=8, classes=CLASSES)
+    x, _ = load_csv(path)
     with pytest.raises(ValueError, match="train mode.*mode='eval'.*steps="):
-        predict_all(model, eval_generator(x, 4, mode="train"))
-    out = predict_all(model, eval_generator(x, 4, mode="train"), steps=3)  # 4 + 2 + 4 rows
-    np.testing.assert_allclose(out, model.predict(np.concatenate([x, x[:4]]), verbose=0), rtol=1e-6)
+        predict_all(model, csv_image_generator(path, 4, CLASSES, mode="train"))
+    endless = csv_image_generator(path, 4, CLASSES, mode="train")
+    out = predict_all(model, endless, steps=3)  # 4 + (2 + 2 wrapped) + 4 rows
+    expected = model.predict(np.concatenate([x, x[:2], x[2:6]]), verbose=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
 
 
 def test_steps_never_pulls_an_extra_batch(model):
@@ -139,10 +144,7 @@ def test_tf_dataset_is_read_to_its_end(model, n, bs):
 
 
 def test_fitlab_sources_give_one_prediction_per_csv_row(model, tmp_path):
-    from fitlab.csvrows import load_csv
-    from fitlab.data import make_synthetic_csv
-    from fitlab.generators import CSVSequence, csv_image_generator
-    from fitlab.tfdata import csv_dataset
+    from fitlab import CSVSequence, csv_dataset, csv_image_generator, load_csv, make_synthetic_csv
 
     path = make_synthetic_csv(tmp_path / "test.csv", rows=10, size=8, classes=CLASSES, seed=1)
     images, _ = load_csv(path)
@@ -234,7 +236,7 @@ def test_confusion_counts_are_written_in_the_cells():
 def test_confusion_with_17_classes_is_readable_and_normalizes():
     import matplotlib.pyplot as plt
 
-    from fitlab.data import CLASS_NAMES
+    from fitlab import CLASS_NAMES
 
     rng = np.random.default_rng(0)
     y_true = np.repeat(np.arange(17), 20)
@@ -262,10 +264,7 @@ def test_confusion_draws_into_a_given_axes():
 
 @pytest.mark.realdata
 def test_every_source_predicts_the_340_test_rows_once(flowers17_csvs):
-    from fitlab.csvrows import load_csv
-    from fitlab.generators import CSVSequence, csv_image_generator
-    from fitlab.models import MiniVGGNet
-    from fitlab.tfdata import csv_dataset
+    from fitlab import CSVSequence, MiniVGGNet, csv_dataset, csv_image_generator, load_csv
 
     train, test, classes = flowers17_csvs
     keras.utils.set_random_seed(0)

@@ -8,10 +8,15 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.csvrows import BadRowsWarning, CSVFormatError, load_csv
-from fitlab.data import make_synthetic_csv
-from fitlab.generators import CSVSequence, csv_image_generator
-from fitlab.meter import InputMeter
+from fitlab import (
+    BadRowsWarning,
+    CSVFormatError,
+    CSVSequence,
+    InputMeter,
+    csv_image_generator,
+    load_csv,
+    make_synthetic_csv,
+)
 
 SIZE = 4
 CLASSES = ["daffodil", "lilyvalley", "snowdrop"]  # sorted, as LabelBinarizer sorts them

@@ -11,9 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.data import make_synthetic_csv
-from fitlab.generators import csv_image_generator
-from fitlab.meter import InputMeter
+from fitlab import InputMeter, csv_image_generator, make_synthetic_csv
 
 X = np.arange(40, dtype="float32").reshape(20, 2)
 Y = np.zeros((20, 1), dtype="float32")

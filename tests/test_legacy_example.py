@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fitlab.data import make_synthetic_csv
+from fitlab import make_synthetic_csv
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "legacy_train.py"
 

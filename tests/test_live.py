@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fitlab.live import MODE_ENV, LivePlot, plot_history, plot_runs
-from fitlab.meter import InputMeter
+from fitlab import InputMeter, LivePlot, plot_history, plot_runs
+from fitlab.callbacks.live import MODE_ENV
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAIN_RGB, VAL_RGB = (0xE2, 0x4A, 0x33), (0x34, 0x8A, 0xBD)  # ggplot's first two colours
@@ -255,16 +255,16 @@ def test_batch_redraws_are_throttled(widgets_mode):
 
 
 def test_slow_redraws_are_spaced_to_a_share_of_the_time(widgets_mode, monkeypatch):
-    import fitlab.live
+    import fitlab.callbacks.live
 
     clock = FakeClock()
-    real_png = fitlab.live._LiveFigure.png
+    real_png = fitlab.callbacks.live._LiveFigure.png
 
     def slow_png(self):
         clock.now += 0.15  # a redraw that costs 150 ms
         return real_png(self)
 
-    monkeypatch.setattr(fitlab.live._LiveFigure, "png", slow_png)
+    monkeypatch.setattr(fitlab.callbacks.live._LiveFigure, "png", slow_png)
     live = LivePlot(every_n_batches=1, min_interval=0.5)
     live.clock = clock
     drive(live, epochs=1, steps=80, clock=clock, tick=0.125, val=False)
@@ -389,7 +389,7 @@ def test_fit_on_a_generator(data, capsys):
 
 
 def test_train_on_batches(data, capsys):
-    from fitlab.training import train_on_batches
+    from fitlab import train_on_batches
 
     x, y = data
     meter = InputMeter()
@@ -405,7 +405,7 @@ def test_train_on_batches(data, capsys):
 
 
 def test_compiled_loop(data, widgets_mode):
-    from fitlab.loop import CompiledLoop
+    from fitlab import CompiledLoop
 
     x, y = data
     model = tiny_model()

@@ -21,9 +21,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from fitlab.loop import CompiledLoop  # noqa: E402
-from fitlab.meter import InputMeter  # noqa: E402
-from fitlab.training import train_on_batches  # noqa: E402
+from fitlab import (  # noqa: E402
+    CompiledLoop,
+    InputMeter,
+    train_on_batches,
+)
 
 ROWS, FEATURES, CLASSES, BATCH = 24, 4, 3, 8
 REPO = Path(__file__).resolve().parents[1]
@@ -224,7 +226,7 @@ STRATEGY_SCRIPT = textwrap.dedent(
 
     import keras
     import numpy as np
-    from fitlab.loop import CompiledLoop
+    from fitlab import CompiledLoop
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 4)).astype("float32")

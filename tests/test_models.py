@@ -6,8 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.augment import make_augmentation
-from fitlab.models import MiniVGGNet
+from fitlab import MiniVGGNet, make_augmentation
 
 SIZE, CLASSES = 32, 5
 

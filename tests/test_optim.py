@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.optim import legacy_sgd
+from fitlab import legacy_sgd
 
 LR, DECAY = 1e-2, 1e-2 / 75
 

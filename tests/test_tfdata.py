@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fitlab.csvrows import load_csv
-from fitlab.data import make_synthetic_csv
-from fitlab.meter import InputMeter
-from fitlab.tfdata import csv_dataset
+from fitlab import InputMeter, csv_dataset, load_csv, make_synthetic_csv
 
 SIZE = 4
 CLASSES = ["daffodil", "lilyvalley", "snowdrop"]

@@ -13,13 +13,8 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.meter import InputMeter
-from fitlab.training import (
-    BatchStream,
-    ResumableCheckpoint,
-    resume_from,
-    train_on_batches,
-)
+from fitlab import InputMeter, ResumableCheckpoint, resume_from, train_on_batches
+from fitlab.engine import BatchStream
 
 ROWS, FEATURES, CLASSES, BATCH = 24, 4, 3, 8
 
@@ -410,18 +405,16 @@ def test_checkpoint_refuses_to_mix_runs(data, tmp_path):
 
 
 @pytest.fixture
-def tiny_flowers(tmp_path, monkeypatch):
-    """Stand-in CSVs (16×16, 3 classes) where train_tutorial looks for Flowers-17."""
-    from fitlab import data
+def tiny_flowers(tmp_path):
+    """Stand-in CSVs (16×16, 3 classes), given to train_tutorial as its files."""
+    from fitlab import Flowers17Files, make_synthetic_csv
 
     classes = ("bluebell", "crocus", "tulip")
-    files = data.Flowers17Files(
-        data.make_synthetic_csv(tmp_path / "train.csv", rows=24, size=16, classes=classes),
-        data.make_synthetic_csv(tmp_path / "test.csv", rows=8, size=16, classes=classes, seed=1),
+    return Flowers17Files(
+        make_synthetic_csv(tmp_path / "train.csv", rows=24, size=16, classes=classes),
+        make_synthetic_csv(tmp_path / "test.csv", rows=8, size=16, classes=classes, seed=1),
         classes,
     )
-    monkeypatch.setattr(data, "prepare_flowers17", lambda **kwargs: files)
-    return files
 
 
 @pytest.mark.slow
@@ -438,11 +431,18 @@ def test_train_tutorial_writes_every_output(
     tiny_flowers, tmp_path, method, augment, recipe, capsys
 ):
     """Every method end to end (augmentation is the same model layers for all)."""
-    from fitlab.training import train_tutorial
+    from fitlab import train_tutorial
 
     out = tmp_path / f"run-{method}"
     result = train_tutorial(
-        method, epochs=1, batch_size=8, seed=3, recipe=recipe, out=out, augment=augment
+        method,
+        epochs=1,
+        batch_size=8,
+        seed=3,
+        recipe=recipe,
+        out=out,
+        augment=augment,
+        files=tiny_flowers,
     )
     assert {"accuracy", "macro_f1", "wall_s", "epochs", "method", "seed", "paths"} <= set(result)
     assert (result["method"], result["recipe"], result["seed"], result["epochs"]) == (
@@ -470,7 +470,7 @@ def test_train_tutorial_writes_every_output(
 
 
 def test_train_tutorial_refuses_an_unknown_method(tmp_path):
-    from fitlab.training import train_tutorial
+    from fitlab import train_tutorial
 
     with pytest.raises(ValueError, match="method must be one of"):
         train_tutorial("fit_generator", out=tmp_path)

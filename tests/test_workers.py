@@ -11,9 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.data import make_synthetic_csv
-from fitlab.generators import CSVSequence
-from fitlab.meter import InputMeter
+from fitlab import CSVSequence, InputMeter, make_synthetic_csv
 
 pytestmark = pytest.mark.timeout(240)
 SIZE = 8
@@ -109,10 +107,10 @@ def test_csv_format_error_from_a_worker_keeps_file_and_line(csv80, tmp_path):
 
 
 def test_close_stops_workers_of_an_abandoned_iteration(csv80):
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+    from fitlab._private import pydataset_adapter
 
     with CSVSequence(csv80, 8, workers=2, use_multiprocessing=True) as seq:
-        adapter = PyDatasetAdapter(seq)
+        adapter = pydataset_adapter(seq)
         adapter.on_epoch_begin()
         next(iter(adapter.get_numpy_iterator()))  # then walk away mid-epoch
     _assert_no_workers_left()

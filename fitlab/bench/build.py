@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fitlab.data import decode_image, find_archive, format_rows, prepare_flowers17
+from fitlab.data.flowers17 import decode_image, find_archive, format_rows, prepare_flowers17
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-MODE_ENV = "FITLAB_LIVE"  # fitlab.live.MODE_ENV, without importing Keras for --help
+MODE_ENV = "FITLAB_LIVE"  # fitlab.callbacks.live.MODE_ENV, without importing Keras for --help
 HOOKS = (
     "on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_test_begin",
     "on_epoch_end", "on_train_end",
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _timed_liveplot_class():
     """LivePlot that adds up the seconds spent in its own hooks."""
-    from fitlab.live import LivePlot
+    from fitlab.callbacks.live import LivePlot
 
     def timed(hook):
         def wrapper(self, *args, **kwargs):
@@ -158,7 +158,7 @@ def measure_redraws(count: int, epochs: int = 75, warmup: int = 50) -> dict:
     """
     import gc
 
-    from fitlab.live import LivePlot
+    from fitlab.callbacks.live import LivePlot
 
     clock = _SteppedClock()
     os.environ[MODE_ENV] = "widgets"

@@ -101,7 +101,7 @@ def _tutorial_generator(inputPath, bs, lb, mode="train", aug=None):  # noqa: N80
 # -- speed ---------------------------------------------------------------------------
 def measure_speed(path: Path, args, tmp: Path) -> list[dict]:
     """Time every source; one dict per row of the table."""
-    from fitlab.csvrows import classes_from_csv
+    from fitlab.data import classes_from_csv
 
     bs, repeats = args.batch_size, args.repeats
     size = path.stat().st_size
@@ -129,8 +129,8 @@ def measure_speed(path: Path, args, tmp: Path) -> list[dict]:
         _best(lambda: _drain(_tutorial_generator(tutorial_path, bs, lb, "train"), steps), 1),
         steps * bs, note=f"{tut_rows} rows, train mode")  # fmt: skip
 
-    from fitlab.csvrows import load_csv
-    from fitlab.generators import csv_image_generator
+    from fitlab.data import load_csv
+    from fitlab.pipelines import csv_image_generator
 
     add("fitlab.load_csv (the parser)", _best(lambda: load_csv(path), repeats), rows_n)
     gen = lambda a=None: _drain(csv_image_generator(path, bs, classes, "eval", a), None)  # noqa: E731
@@ -165,7 +165,7 @@ def _raw_readers(path: Path) -> dict:
             return len(f.read())
 
     def read_lines():
-        with open(path, "rb", buffering=1 << 20) as f:  # as fitlab.csvrows reads lines
+        with open(path, "rb", buffering=1 << 20) as f:  # as fitlab.data.csvrows reads lines
             return sum(len(line) for line in f)
 
     def read_into():
@@ -186,13 +186,12 @@ def _raw_readers(path: Path) -> dict:
 
 def _time_sequence(path, bs, workers, processes, cache, repeats, aug=None) -> float:
     """Seconds per epoch of a CSVSequence driven by Keras's PyDataset adapter."""
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-    from fitlab.generators import CSVSequence
+    from fitlab._private import pydataset_adapter
+    from fitlab.pipelines import CSVSequence
 
     seq = CSVSequence(path, bs, cache=cache, augment=aug, workers=workers,
                       use_multiprocessing=processes)  # fmt: skip
-    adapter = PyDatasetAdapter(seq, shuffle=False)
+    adapter = pydataset_adapter(seq)
 
     def epoch():
         adapter.on_epoch_begin()
@@ -205,7 +204,7 @@ def _time_sequence(path, bs, workers, processes, cache, repeats, aug=None) -> fl
 
 
 def _time_dataset(path, bs, cache, repeats, aug=None) -> float:
-    from fitlab.tfdata import csv_dataset
+    from fitlab.pipelines.tfdata import csv_dataset
 
     ds = csv_dataset(path, bs, cache=cache, augment=aug)
 
@@ -273,12 +272,12 @@ def _child(source: str, csv: str, bs: str) -> int:
     """In the child: stream one pass, print the images seen and VmHWM."""
     start = time.perf_counter()
     if source == "CSVSequence":
-        from fitlab.generators import CSVSequence
+        from fitlab.pipelines import CSVSequence
 
         seq = CSVSequence(csv, int(bs))
         images = sum(len(seq[i][0]) for i in range(len(seq)))
     else:
-        from fitlab.tfdata import csv_dataset
+        from fitlab.pipelines.tfdata import csv_dataset
 
         images = sum(int(x.shape[0]) for x, _ in csv_dataset(csv, int(bs)))
     seconds = time.perf_counter() - start

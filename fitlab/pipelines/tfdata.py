@@ -10,12 +10,11 @@ ops: the value parts of a batch of lines are joined into one string,
 ``decode_raw`` turns it into bytes, ``tf.where`` finds the separators and
 lookup tables turn the four bytes before each separator into its value. The
 same counts prove the batch clean; when they do not (or a label is unknown
-or empty), the batch goes to :func:`fitlab.csvrows.strict_values` through a
+or empty), the batch goes to :func:`fitlab.data.csvrows.strict_values` through a
 ``tf.py_function``, which either parses valid odd spellings (``007``) or
-raises a :class:`~fitlab.csvrows.CSVFormatError` naming the file and the
+raises a :class:`~fitlab.CSVFormatError` naming the file and the
 line: iteration stops with that message, and no corrupt batch is yielded.
-(``decode_csv`` on 12,289 columns took ~85 s a pass on 1,360 rows, and
-``tf.strings.split`` + ``to_number`` ~1 s; see DESIGN.md.)
+(Why not ``decode_csv`` or ``tf.strings.split``: see ``docs/measurements.md``.)
 
 Examples
 --------
@@ -36,8 +35,10 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from fitlab import csvrows
-from fitlab.meter import InputMeter
+from fitlab.data import csvrows
+from fitlab.data.labels import classes_from_csv, encode_labels
+from fitlab.data.rowindex import is_gzip
+from fitlab.pipelines.meter import InputMeter
 
 AUTOTUNE = tf.data.AUTOTUNE
 _BLANK = "[ \t\r\x0b\x0c]*"
@@ -66,7 +67,7 @@ def csv_dataset(
         CRLF line ends, a UTF-8 BOM and blank lines are accepted.
     batch_size : int
     classes : sequence of str, optional
-        Class order; default :func:`fitlab.csvrows.classes_from_csv` of this
+        Class order; default :func:`fitlab.classes_from_csv` of this
         file. Pass the training file's classes to a test pipeline.
     one_hot : bool
         ``float32`` one-hot labels, or ``int32`` class indices.
@@ -87,7 +88,7 @@ def csv_dataset(
         Image side; each row must have ``size × size × 3`` values.
     meter : InputMeter, optional
         Gets the time the consumer waited for each batch, measured on the
-        consumer's side of the prefetch (see :mod:`fitlab.meter`).
+        consumer's side of the prefetch (see :mod:`fitlab.pipelines.meter`).
 
     Examples
     --------
@@ -100,10 +101,10 @@ def csv_dataset(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such CSV: {path}")
-    classes = list(classes) if classes is not None else csvrows.classes_from_csv(path)
+    classes = list(classes) if classes is not None else classes_from_csv(path)
     parse = _batch_parser(path, classes, size, one_hot)
 
-    compression = "GZIP" if csvrows.is_gzip(path) else ""
+    compression = "GZIP" if is_gzip(path) else ""
     lines = tf.data.TextLineDataset(path, compression_type=compression, buffer_size=1 << 20)
     rows = tf.data.Dataset.zip(tf.data.Dataset.counter(start=1), lines).filter(_not_blank)
     if cache:
@@ -138,10 +139,10 @@ def _not_blank(line_no, line):
 def _batch_parser(path: str, classes: list[str], size: int, one_hot: bool):
     """``parse(line_nos, lines) -> (images, labels)`` for one batch; see the module docstring."""
     values = csvrows.values_for(size)
-    hi = tf.constant(csvrows._HI.astype(np.int32))
-    lo = tf.constant(csvrows._LO.astype(np.int32))
+    hi = tf.constant(csvrows.HI_TABLE.astype(np.int32))
+    lo = tf.constant(csvrows.LO_TABLE.astype(np.int32))
     class_names = tf.constant(classes)
-    pad = csvrows._PAD.decode()
+    pad = csvrows.PAD.decode()
 
     def strict(line_nos, lines):
         # The precise path: exact values for odd but valid rows, or CSVFormatError(file, line).
@@ -154,7 +155,7 @@ def _batch_parser(path: str, classes: list[str], size: int, one_hot: bool):
             label, part = csvrows.split_label(line, path, line_no)
             images[i] = csvrows.strict_values(part, values, path, line_no)
             labels.append(label)
-        codes = csvrows.encode_labels(labels, classes, path, line_nos).astype(np.int32)
+        codes = encode_labels(labels, classes, path, line_nos).astype(np.int32)
         return images.reshape(-1, size, size, 3), codes
 
     def parse(line_nos, lines):

@@ -71,7 +71,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from fitlab.training import BatchStream, run_epochs
+from fitlab.engine import BatchStream, run_epochs
 
 __all__ = [
     "ImageDataGenerator",
@@ -116,9 +116,12 @@ def _warn_deprecated(name: str) -> None:
 
 
 def _caller_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside this module (and fitlab.training)."""
+    """The ``stacklevel`` of the first frame outside this module and the epoch runner."""
     frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__") in (__name__, "fitlab.training"):
+    while frame is not None and frame.f_globals.get("__name__") in (
+        __name__,
+        "fitlab.engine.epochs",
+    ):
         frame, level = frame.f_back, level + 1
     return level
 

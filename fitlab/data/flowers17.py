@@ -34,6 +34,7 @@ from PIL import Image
 
 from fitlab import config
 from fitlab.config import ARCHIVE_ENV
+from fitlab.files import write_atomically
 
 #: The 17 classes in the official order (image numbers 1–80 are the first, …),
 #: spelled as the tutorial spells them in its CSVs.
@@ -396,21 +397,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
-    """Write to a temp file beside ``path``, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; these are ordinary shared files
-        os.replace(tmp_name, path)
-    except BaseException:
-        os.unlink(tmp_name)
-        raise
 
 
 class _ProgressBar:

@@ -41,10 +41,10 @@ import numpy as np
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 ON_BAD_ROW = ("raise", "skip")
-_WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
+WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
 # Bytes before the first row, so that every field has four bytes before its separator.
-_PAD = b"\n" * 4
-_FIX = (
+PAD = b"\n" * 4
+FIX_HINT = (
     "Fix or delete that row, or pass on_bad_row='skip' to skip bad rows "
     "(they are counted and reported)."
 )
@@ -114,12 +114,12 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
     return hi.astype(np.uint16).ravel(), lo.astype(np.uint16).ravel()
 
 
-_HI, _LO = _tables()
+HI_TABLE, LO_TABLE = _tables()
 
 
 def join_rows(parts: Iterable[bytes | memoryview]) -> bytes:
     """Join value parts into the buffer :func:`decode_joined` reads."""
-    return _PAD + b"\n".join(parts) + b"\n"
+    return PAD + b"\n".join(parts) + b"\n"
 
 
 def decode_joined(blob: bytes | bytearray, rows: int, values: int) -> np.ndarray | None:
@@ -129,7 +129,7 @@ def decode_joined(blob: bytes | bytearray, rows: int, values: int) -> np.ndarray
     (as :func:`join_rows` makes it).
     """
     b = np.frombuffer(blob, dtype=np.uint8)
-    body = b[len(_PAD) :]
+    body = b[len(PAD) :]
     total = rows * values
     ends = np.flatnonzero(body < 48)  # every ',' and '\n' (and any stray control byte)
     if ends.size != total or total == 0:
@@ -142,8 +142,8 @@ def decode_joined(blob: bytes | bytearray, rows: int, values: int) -> np.ndarray
         return None  # some row has too many or too few fields
     words = np.ndarray((b.size - 3,), dtype="<u4", buffer=blob, strides=(1,))
     window = words.take(ends)  # bytes e-4 … e-1 before each separator
-    hi = _HI.take(window >> 16)
-    lo = _LO.take(window & 0xFFFF)
+    hi = HI_TABLE.take(window >> 16)
+    lo = LO_TABLE.take(window & 0xFFFF)
     out = (hi & 0x7FFF) + lo * (hi >> 15)
     if out.max() > 255:
         return None
@@ -161,18 +161,18 @@ def strict_values(
     fields = bytes(part).split(b",")
     for column, token in enumerate(fields[:values], start=2):
         if not token:
-            raise CSVFormatError(path, line, f"column {column} is empty. {_FIX}")
+            raise CSVFormatError(path, line, f"column {column} is empty. {FIX_HINT}")
         if not token.isdigit():  # ASCII digits only: no sign, space, dot or '_'
             if token[:1] == b"-" and token[1:].isdigit():
                 reason = f"value {token.decode()} in column {column} is outside 0–255"
             else:
                 reason = f"{_show(token)} in column {column} is not a base-10 integer"
-            raise CSVFormatError(path, line, f"{reason}. {_FIX}")
+            raise CSVFormatError(path, line, f"{reason}. {FIX_HINT}")
         if len(token.lstrip(b"0")) > 3 or int(token) > 255:  # no int() of a huge token
             raise CSVFormatError(
                 path,
                 line,
-                f"value {_show(token)[2:-1]} in column {column} is outside 0–255. {_FIX}",
+                f"value {_show(token)[2:-1]} in column {column} is outside 0–255. {FIX_HINT}",
             )
     if len(fields) != values:
         if cut_off and len(fields) < values:
@@ -181,7 +181,7 @@ def strict_values(
                 "no line end): it was cut off. Rebuild or re-download the file"
             )
         else:
-            reason = f"{len(fields)} values after the label, expected {values}. {_FIX}"
+            reason = f"{len(fields)} values after the label, expected {values}. {FIX_HINT}"
         raise CSVFormatError(path, line, reason)
     return np.array([int(token) for token in fields], dtype=np.uint8)
 
@@ -228,19 +228,19 @@ def split_label(
         end -= 1
     comma = line.find(b",", 0, end)
     if comma < 0:
-        raise CSVFormatError(path, line_no, f"no comma: a row is 'label,v1,v2,…'. {_FIX}")
+        raise CSVFormatError(path, line_no, f"no comma: a row is 'label,v1,v2,…'. {FIX_HINT}")
     # A view, not a copy: the values are copied once, when a batch is joined.
     return decode_label(line[:comma], path, line_no), memoryview(line)[comma + 1 : end]
 
 
 def decode_label(label: bytes, path: str | os.PathLike, line_no: int | None) -> str:
     if not label.strip():
-        raise CSVFormatError(path, line_no, f"the label (column 1) is empty. {_FIX}")
+        raise CSVFormatError(path, line_no, f"the label (column 1) is empty. {FIX_HINT}")
     try:
         return label.decode("utf-8")
     except UnicodeDecodeError:
         raise CSVFormatError(
-            path, line_no, f"the label {_show(label)} is not UTF-8 text (binary data?). {_FIX}"
+            path, line_no, f"the label {_show(label)} is not UTF-8 text (binary data?). {FIX_HINT}"
         ) from None
 
 
@@ -269,7 +269,7 @@ def parse_row(
     >>> parse_row("iris,1,256,3", path="x.csv", line_no=7)
     Traceback (most recent call last):
     ...
-    fitlab.csvrows.CSVFormatError: x.csv, line 7: value 256 in column 3 is outside 0–255. ...
+    fitlab.data.csvrows.CSVFormatError: x.csv, line 7: value 256 in column 3 is outside 0–255. ...
     """
     if isinstance(line, str):
         line = line.encode("utf-8")
@@ -302,7 +302,7 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
             if line_no == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM) :]
             # Blank: only whitespace. (strip() would copy every long row: test the first byte.)
-            if raw[0] not in _WHITESPACE or raw.strip():
+            if raw[0] not in WHITESPACE or raw.strip():
                 yield line_no, raw, raw.endswith(b"\n")
 
 
@@ -422,175 +422,8 @@ def load_csv(
     return LoadedCSV(images.reshape(-1, side, side, 3), np.array(labels, dtype=str), skipped)
 
 
-def classes_from_csv(path: str | os.PathLike) -> list[str]:
-    """The sorted distinct labels of a CSV, as scikit-learn's ``LabelBinarizer`` sorts them.
-
-    Only the labels are read (values are not checked).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from fitlab.data import make_synthetic_csv
-    >>> p = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=3, size=1)
-    >>> classes_from_csv(p)
-    ['daffodil', 'lilyvalley', 'snowdrop']
-    """
-    labels = {split_label(line, path, line_no)[0] for line_no, line, _ in iter_lines(path)}
-    return sorted(labels)
-
-
-def encode_labels(
-    labels: Sequence[str],
-    classes: Sequence[str],
-    path: str | os.PathLike,
-    lines: Sequence[int | None],
-) -> np.ndarray:
-    """Class indices of ``labels``; an unknown label is a CSVFormatError naming it and its line."""
-    lookup = {name: i for i, name in enumerate(classes)}
-    codes = np.empty(len(labels), dtype=np.int64)
-    for i, label in enumerate(labels):
-        code = lookup.get(label)
-        if code is None:
-            raise CSVFormatError(path, lines[i], unknown_label_reason(label, classes))
-        codes[i] = code
-    return codes
-
-
-def unknown_label_reason(label: str, classes: Sequence[str]) -> str:
-    return (
-        f"unknown label {label!r}: the classes (from the training CSV) are {list(classes)}. "
-        "Pass classes= covering every label, or fix the row"
-    )
-
-
 def _show(token: bytes, limit: int = 20) -> str:
     text = repr(token[:limit])
     return text + ("…" if len(token) > limit else "")
 
 
-def plain_copy(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
-    """Decompress a gzip CSV to a temporary plain file for random access (caller deletes it)."""
-    import shutil
-    import tempfile
-
-    fd, name = tempfile.mkstemp(dir=directory, prefix="fitlab-", suffix=".csv")
-    try:
-        with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except BaseException:
-        os.unlink(name)
-        raise
-    return Path(name)
-
-
-def is_gzip(path: str | os.PathLike) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC
-
-
-class RowIndex:
-    """Where each row's values lie in a plain CSV: byte offsets, lengths, lines and labels.
-
-    Built by :func:`index_rows`; a few bytes per row, whatever the image size.
-
-    Attributes
-    ----------
-    offsets, lengths, lines : np.ndarray
-        Byte offset and length of each row's values (label and line end
-        excluded) and its 1-based line number.
-    labels : list of str
-        Each row's label.
-    values : int
-        Values per row (``size × size × 3``), from the first row.
-    cut_off : bool
-        The last row has no line end.
-    errors : list of CSVFormatError
-        Rows left out with ``on_bad_row="skip"``.
-    """
-
-    def __init__(self, offsets, lengths, lines, labels, values, cut_off, errors, file_size):
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.lengths = np.asarray(lengths, dtype=np.int64)
-        self.lines = np.asarray(lines, dtype=np.int64)
-        self.labels = labels
-        self.values = values
-        self.cut_off = cut_off
-        self.errors = errors
-        self.file_size = file_size
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop the rows where ``mask`` is False."""
-        self.offsets, self.lengths, self.lines = (
-            a[mask] for a in (self.offsets, self.lengths, self.lines)
-        )
-        self.labels = [label for label, k in zip(self.labels, mask, strict=True) if k]
-
-
-def index_rows(
-    path: str | os.PathLike,
-    *,
-    shown: str | os.PathLike | None = None,
-    on_bad_row: str = "raise",
-    block: int = 1 << 22,
-) -> RowIndex:
-    """Scan a plain CSV once, in ``block``-sized reads, and index its rows.
-
-    Memory stays at about ``block`` bytes plus a few bytes a row. Labels are
-    checked here (``shown`` is the name used in errors); values are not.
-    """
-    shown = shown if shown is not None else path
-    offsets: list[int] = []
-    lengths: list[int] = []
-    lines: list[int] = []
-    labels: list[str] = []
-    errors: list[CSVFormatError] = []
-    values = None
-    line_no = 0
-    base = 0  # file offset of buf[0]
-    buf = b""
-    cut_off = False
-    with open(path, "rb", buffering=0) as f:
-        while True:
-            chunk = f.read(block)
-            buf = buf + chunk if buf else chunk
-            start = 0
-            if base == 0 and line_no == 0 and buf.startswith(BOM):
-                start = len(BOM)
-            ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10).tolist()
-            if not chunk and start < len(buf):
-                ends.append(len(buf))  # a last line with no line end
-                cut_off = True
-            for end in ends:
-                line_no += 1
-                stop = end - 1 if end > start and buf[end - 1] == 13 else end
-                if start == stop or (buf[start] in _WHITESPACE and not buf[start:stop].strip()):
-                    start = end + 1
-                    continue  # blank line
-                try:
-                    comma = buf.find(b",", start, stop)
-                    if comma < 0:
-                        raise CSVFormatError(
-                            shown, line_no, f"no comma: a row is 'label,v1,…'. {_FIX}"
-                        )
-                    label = decode_label(buf[start:comma], shown, line_no)
-                    if values is None:
-                        values = infer_values(buf[comma + 1 : stop], shown, line_no)
-                except CSVFormatError as exc:
-                    if on_bad_row == "raise":
-                        raise
-                    errors.append(exc)
-                else:
-                    offsets.append(base + comma + 1)
-                    lengths.append(stop - comma - 1)
-                    lines.append(line_no)
-                    labels.append(label)
-                start = end + 1
-            if not chunk:
-                break
-            base += start
-            buf = buf[start:]  # the partial last line, carried into the next block
-    cut_off = cut_off and bool(lines) and lines[-1] == line_no
-    return RowIndex(offsets, lengths, lines, labels, values or 0, cut_off, errors, base + len(buf))

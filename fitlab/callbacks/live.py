@@ -21,7 +21,7 @@ without pyplot (``Figure`` + Agg canvas), so no figure manager keeps them alive.
 
 Examples
 --------
->>> from fitlab.live import plot_history
+>>> from fitlab.callbacks.live import plot_history
 >>> fig = plot_history({"loss": [1.2, 0.8], "val_loss": [1.3, 1.0],
 ...                     "accuracy": [0.4, 0.6], "val_accuracy": [0.35, 0.5]})
 >>> fig.axes[0].get_title()
@@ -51,7 +51,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from PIL import Image as PILImage
 
-from fitlab.data import write_atomically
+from fitlab.files import write_atomically
 
 #: Environment variable that forces the display mode: ``widgets``, ``text`` or ``auto``.
 MODE_ENV = "FITLAB_LIVE"

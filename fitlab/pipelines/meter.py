@@ -54,8 +54,9 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class InputMeter:
@@ -107,8 +108,21 @@ class InputMeter:
         finally:
             self.add(time.perf_counter() - start, images=images)
 
-    def timed(self, batches: Iterable) -> Iterator:
-        """Yield from ``batches``, timing each ``next()`` as the consumer's wait."""
+    def timed(self, batches: Iterable, rows: Callable[[Any], int] | None = None) -> Iterator:
+        """Yield from ``batches``, timing each ``next()`` as the consumer's wait.
+
+        ``rows(batch)`` counts a batch's images (default :func:`rows_in`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> meter = InputMeter()
+        >>> [len(x) for x in meter.timed([np.zeros((3, 2)), np.zeros((1, 2))])]
+        [3, 1]
+        >>> meter.batches, meter.images
+        (2, 4)
+        """
+        count = rows or rows_in
         iterator = iter(batches)
         while True:
             start = time.perf_counter()
@@ -116,15 +130,34 @@ class InputMeter:
                 batch = next(iterator)
             except StopIteration:
                 return
-            self.add(time.perf_counter() - start, images=count_images(batch))
+            self.add(time.perf_counter() - start, images=count(batch))
             yield batch
 
     def __repr__(self) -> str:
         return f"InputMeter(wait_s={self.wait_s:.3f}, batches={self.batches}, images={self.images})"
 
 
-def count_images(batch) -> int:
-    """The number of samples in a batch ``x`` or ``(x, y[, w])`` (0 when unknown)."""
-    x = batch[0] if isinstance(batch, tuple | list) else batch
-    shape = getattr(x, "shape", None)
+def rows_in(batch: Any) -> int:
+    """The rows (samples) in a batch: the first dimension of its first array.
+
+    A batch is ``x``, ``(x, y)`` or ``(x, y, sample_weight)``, and ``x`` may
+    be an array or tensor, a list or tuple of them, or a dict of them (a model
+    with several inputs); every array in a batch has the same number of rows,
+    so the first one found tells. ``0`` for a batch with no array in it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows_in((np.zeros((32, 4)), np.zeros(32)))
+    32
+    >>> rows_in({"image": np.zeros((5, 2)), "meta": np.zeros((5, 1))})
+    5
+    >>> rows_in([])
+    0
+    """
+    while isinstance(batch, tuple | list | dict):
+        if not batch:
+            return 0
+        batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    shape = getattr(batch, "shape", None)
     return int(shape[0]) if shape else 0

@@ -14,8 +14,9 @@ is, and adds what a GPU needs to be fed and used well:
   global batch across the replicas; each replica's loss is divided by the
   *global* batch size, so the summed gradients equal one big batch's.
 
-Epochs, callbacks and validation are :func:`fitlab.training.run_epochs`, the
-loop :func:`fitlab.train_on_batches` uses: the same ``History``, the same
+Batches come from :class:`fitlab.engine.BatchStream`, and epochs, callbacks and
+validation from :func:`fitlab.engine.run_epochs`, as for
+:func:`fitlab.train_on_batches`: the same ``History``, the same
 callbacks, ``stop_training`` honoured.
 
 This module is TensorFlow by nature (``GradientTape``, ``tf.data``,
@@ -24,7 +25,6 @@ This module is TensorFlow by nature (``GradientTape``, ``tf.data``,
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -34,13 +34,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from fitlab.training import (
-    BatchStream,
-    arrays_batch_size,
-    batch_size_of,
-    run_epochs,
-    source_length,
-)
+from fitlab.engine import BatchStream, arrays_batch_size, run_epochs, source_length
+from fitlab.pipelines import InputMeter, rows_in
 
 
 class CompiledLoop:
@@ -60,7 +55,7 @@ class CompiledLoop:
         binary accuracy from the labels, as ``compile`` does.
     jit_compile : bool
         Compile the step with XLA. Worth it on accelerators; on a CPU XLA made
-        the MiniVGGNet step about 5× slower (see DESIGN).
+        the MiniVGGNet step about 5× slower (see ``docs/measurements.md``).
     strategy : tf.distribute.Strategy, optional
         Default: no distribution (the current default strategy).
     mixed_precision : "auto", True or False
@@ -211,7 +206,7 @@ class CompiledLoop:
         callbacks: Sequence[keras.callbacks.Callback] | None = None,
         initial_epoch: int = 0,
         verbose: int | str = 1,
-        meter=None,
+        meter: InputMeter | None = None,
         batch_size: int | None = None,
     ) -> keras.callbacks.History:
         """Train; same arguments and result as :func:`fitlab.train_on_batches`.
@@ -220,7 +215,7 @@ class CompiledLoop:
         ``batch_size`` rows, default 32, in order), a ``tf.data.Dataset`` of
         batches (used as is: shuffle and repeat it yourself), a
         ``PyDataset`` or a generator (read through ``tf.data.Dataset.from_generator``,
-        with :class:`fitlab.training.BatchStream`'s rules: a generator needs
+        with :class:`fitlab.engine.BatchStream`'s rules: a generator needs
         ``steps_per_epoch`` and keeps its position between epochs). A batch
         is the *global* batch: with a strategy each replica gets its share.
 
@@ -306,7 +301,7 @@ class CompiledLoop:
 
 
 class _TimedSteps:
-    """:class:`fitlab.training.Steps` for :class:`CompiledLoop`, with a stopwatch.
+    """:class:`fitlab.engine.Steps` for :class:`CompiledLoop`, with a stopwatch.
 
     The step returns tensors and nothing waits for them until the epoch ends
     (or a callback reads them), so the device can run ahead of Python as in
@@ -451,40 +446,15 @@ def _as_dataset(source, steps, batch_size, role):
         arrays = tuple(a for a in source if a is not None)
         BatchStream(source, steps, batch_size=batch_size, role=role)  # checks the arrays
         return tf.data.Dataset.from_tensor_slices(arrays).batch(batch_size or 32), None
-    first, source = _peek(source, role)
     stream = BatchStream(source, steps, role=role)
     signature = tf.nest.map_structure(
         lambda a: tf.TensorSpec((None, *np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype)),
-        tuple(first),
+        tuple(stream.peek()),
     )
     dataset = tf.data.Dataset.from_generator(
         lambda: (tuple(batch) for batch in stream.epoch()), output_signature=signature
     )
     return dataset, stream
-
-
-def _peek(source, role):
-    """(first batch, the source with that batch still to come)."""
-    if isinstance(source, keras.utils.PyDataset) or (
-        hasattr(source, "__getitem__")
-        and hasattr(source, "__len__")
-        and not hasattr(source, "__next__")
-    ):
-        return source[0], source
-    if hasattr(source, "__next__"):
-        try:
-            first = next(source)
-        except StopIteration:
-            raise ValueError(f"{role}: the generator yielded nothing") from None
-        return first, itertools.chain([first], source)
-    if hasattr(source, "__iter__"):
-        for first in source:
-            return first, source
-        raise ValueError(f"{role}: the source is empty")
-    raise TypeError(
-        f"{role}: cannot train on a {type(source).__name__}; pass (x, y) arrays, a "
-        "PyDataset, a tf.data.Dataset or a generator of (x, y) batches"
-    )
 
 
 def _one_row(spec):
@@ -493,6 +463,6 @@ def _one_row(spec):
 
 
 def _global_rows(batch, strategy) -> int:
-    x = batch[0] if isinstance(batch, tuple | list) else batch
-    first = tf.nest.flatten(x)[0]
-    return sum(batch_size_of((part,)) for part in strategy.experimental_local_results(first))
+    """Rows in a global batch: each replica's share, added up."""
+    first = tf.nest.flatten(batch)[0]
+    return sum(rows_in(part) for part in strategy.experimental_local_results(first))

@@ -134,7 +134,7 @@ def _given_or_synthetic(given: str | Path | None, fallback: Path, rows: int) -> 
 
 
 def _reference_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from fitlab.csvrows import load_csv
+    from fitlab.data import load_csv
 
     images, labels = load_csv(path)
     return images, np.asarray(labels)
@@ -421,7 +421,7 @@ def check_fast_parser(parse_line: Callable, real_csv: str | Path | None = None) 
     """
 
     def body() -> str:
-        from fitlab.csvrows import parse_row
+        from fitlab.data import parse_row
 
         _need_callable(parse_line, "parse_line", "check_fast_parser(parse_line)")
         with tempfile.TemporaryDirectory(prefix="fitlab-check-") as tmp:
@@ -668,8 +668,8 @@ def check_port(train_modern: Callable, train_csv: str | Path | None = None) -> C
 
     def body() -> str:
         _need_callable(train_modern, "train_modern", "check_port(train_modern)")
-        from fitlab.csvrows import classes_from_csv
-        from fitlab.generators import csv_image_generator
+        from fitlab.data import classes_from_csv
+        from fitlab.pipelines import csv_image_generator
 
         with tempfile.TemporaryDirectory(prefix="fitlab-check-") as tmp:
             path = _given_or_synthetic(train_csv, Path(tmp) / "train.csv", rows=24)

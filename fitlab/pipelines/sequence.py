@@ -1,10 +1,8 @@
-"""Stream the tutorial's CSV into Keras: a fixed generator and a ``PyDataset``.
+"""``CSVSequence``: the tutorial's CSV as a ``keras.utils.PyDataset``.
 
-``csv_image_generator`` is the tutorial's generator with its bugs fixed; it
-keeps the shape a reader can follow line by line. ``CSVSequence`` is what to
-use for real work: a ``keras.utils.PyDataset`` with exact epochs, per-epoch
-row shuffling, Keras's worker threads or processes, bounded memory and an
-opt-in cache. Both parse with :mod:`fitlab.csvrows`.
+What to use for real work: exact epochs, per-epoch row shuffling, Keras's
+worker threads or processes, bounded memory (rows are read on demand through a
+byte-offset index) and an opt-in cache shared with forked workers.
 
 Examples
 --------
@@ -18,228 +16,27 @@ Examples
 
 from __future__ import annotations
 
+import inspect
 import math
 import mmap
 import multiprocessing
 import os
-import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import islice
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from fitlab import csvrows
-from fitlab.csvrows import CSVFormatError
-from fitlab.meter import InputMeter
-
-MODES = ("train", "eval")
-
-
-def csv_image_generator(
-    input_path: str | os.PathLike,
-    bs: int,
-    lb,
-    mode: str = "train",
-    aug=None,
-    *,
-    on_bad_row: str = "raise",
-    meter: InputMeter | None = None,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(images, one-hot labels)`` batches read from a CSV, as the tutorial did.
-
-    The tutorial's shape is kept: open the file, loop, fill a batch line by
-    line, one-hot the labels with ``lb``, optionally augment, yield. The
-    tutorial's version got three things wrong, all fixed here:
-
-    1. In ``"eval"`` mode it never stopped: at the end of the file it rewound,
-       read the first row and threw it away (``break`` before appending), so
-       every pass after the first lost row 1.
-    2. When the row count divided by ``bs`` it yielded an *empty* batch at the
-       end of the file, which made ``predict`` fail on its last step.
-    3. It parsed with ``[int(x) for x in line[1:]]`` into ``float32``: slow
-       (about 1/10 of this parser's speed), and it accepted ``" 12"``,
-       ``"+12"``, ``"1_2"``, ``300`` or ``-5`` as pixel values.
-
-    Here ``"train"`` loops forever and wraps at the end of the file without
-    losing or repeating a row (the batch that straddles the end is filled
-    from the start); ``"eval"`` yields every row exactly once — ``ceil(N / bs)``
-    batches, the last one partial, never an empty one — and then stops. The
-    collected lines of a batch are parsed together by the fast, strict parser
-    of :mod:`fitlab.csvrows`; a bad row raises :class:`CSVFormatError` naming
-    the file and line, or, with ``on_bad_row="skip"``, is skipped with a
-    :class:`fitlab.csvrows.BadRowsWarning`.
-
-    Because ``"train"`` mode never ends, Keras's finite-generator trap (only
-    two batches per epoch after the first) cannot happen; give ``fit`` its
-    ``steps_per_epoch = ceil(N / bs)``.
-
-    Parameters
-    ----------
-    input_path : path
-        The CSV (plain or ``.csv.gz``).
-    bs : int
-        Batch size.
-    lb : LabelBinarizer or sequence of str
-        A fitted ``sklearn.preprocessing.LabelBinarizer``, or the class names
-        (one-hot ``float32`` in that order). A label it does not know raises
-        :class:`CSVFormatError` naming the label, the file and the line.
-    mode : {"train", "eval"}
-    aug : callable or ImageDataGenerator, optional
-        Called on the ``uint8`` batch (a Keras layer with ``training=True``),
-        or a Keras-2 style object with ``.flow``. Images are then ``float32``
-        in 0–255.
-    on_bad_row : {"raise", "skip"}
-    meter : InputMeter, optional
-        Gets the time each ``next()`` took (see :mod:`fitlab.meter`).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from fitlab.data import make_synthetic_csv
-    >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=5, size=4)
-    >>> classes = ["daffodil", "lilyvalley", "snowdrop"]
-    >>> [x.shape[0] for x, y in csv_image_generator(path, 2, classes, mode="eval")]
-    [2, 2, 1]
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-    _check_batch_size(bs)
-    csvrows.check_on_bad_row(on_bad_row)
-    encode = _label_encoder(lb)
-    rows = _Rows(input_path, forever=mode == "train", on_bad_row=on_bad_row)
-    values = None
-    while True:
-        started = time.perf_counter()
-        images, labels, lines = [], [], []
-        while len(labels) < bs:  # fill a batch line by line (parsed together: much faster)
-            batch = list(islice(rows, bs - len(labels)))
-            if not batch:
-                break  # end of the file in "eval" mode
-            if values is None:
-                values = csvrows.infer_values(batch[0][2], input_path, batch[0][0])
-            parsed, kept, errors = csvrows.decode_rows(
-                [row[2] for row in batch], values, input_path, [row[0] for row in batch],
-                on_bad_row=on_bad_row, cut_off=[not row[3] for row in batch],
-            )  # fmt: skip
-            rows.skip(errors)
-            images.append(parsed)
-            labels += [row[1] for row, k in zip(batch, kept, strict=True) if k]
-            lines += [row[0] for row, k in zip(batch, kept, strict=True) if k]
-            rows.progress(kept.any())
-        rows.report()
-        if not labels:
-            return  # "eval": every row was yielded once; never an empty batch
-        side = csvrows.side_of(values)
-        images = np.concatenate(images).reshape(-1, side, side, 3)
-        targets = encode(labels, input_path, lines)
-        if aug is not None:
-            images, targets = apply_augmentation(aug, images, targets)
-        if meter is not None:
-            meter.add(time.perf_counter() - started, images=len(images))
-        yield images, targets
-
-
-class _Rows:
-    """``(line_no, label, values_part, complete)`` for each row, pass after pass if ``forever``.
-
-    Bad rows are raised or, with ``on_bad_row="skip"``, collected by
-    :meth:`skip` and reported by :meth:`report` as a ``BadRowsWarning`` (the
-    warnings filter shows a repeat of the same rows on a later pass once).
-    """
-
-    def __init__(self, path, forever: bool, on_bad_row: str):
-        self.path, self.forever, self.on_bad_row = path, forever, on_bad_row
-        self.skipped: list[CSVFormatError] = []
-        self.passes = 0  # completed passes over the file
-        self._good_pass = 0
-        self._iter = self._generate()
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return next(self._iter)
-
-    def skip(self, errors) -> None:
-        if errors and self.on_bad_row == "raise":
-            raise errors[0]
-        self.skipped += errors
-
-    def progress(self, any_good: bool) -> None:
-        """Refuse to loop forever over a file whose every row is bad."""
-        if any_good:
-            self._good_pass = self.passes
-        elif self.passes - self._good_pass >= 2:
-            self.report()
-            raise CSVFormatError(self.path, None, "no valid rows: every row is bad")
-
-    def report(self) -> None:
-        skipped, self.skipped = sorted(self.skipped, key=lambda e: e.line), []
-        csvrows.report_skipped(self.path, skipped, stacklevel=4)
-
-    def _generate(self):
-        while True:
-            rows = 0
-            for line_no, line, complete in csvrows.iter_lines(self.path):
-                try:
-                    label, part = csvrows.split_label(line, self.path, line_no)
-                except CSVFormatError as exc:
-                    self.skip([exc])
-                    continue
-                rows += 1
-                yield line_no, label, part, complete
-            self.passes += 1
-            if not self.forever:
-                return
-            if rows == 0:
-                raise CSVFormatError(self.path, None, "no rows: nothing to loop over")
-
-
-def _label_encoder(lb) -> Callable:
-    """``encode(labels, path, lines)`` for a fitted LabelBinarizer or a list of class names."""
-    if hasattr(lb, "classes_") and hasattr(lb, "transform"):
-        classes = [str(c) for c in lb.classes_]
-
-        def encode(labels, path, lines):
-            csvrows.encode_labels(labels, classes, path, lines)  # unknown labels -> error
-            return lb.transform(np.array(labels))
-
-        return encode
-    if isinstance(lb, str) or not isinstance(lb, Sequence | np.ndarray):
-        raise TypeError(
-            "lb must be a fitted sklearn LabelBinarizer or a sequence of class names, "
-            f"got {type(lb).__name__}"
-        )
-    classes = [str(c) for c in lb]
-    eye = np.eye(len(classes), dtype=np.float32)
-    return lambda labels, path, lines: eye[csvrows.encode_labels(labels, classes, path, lines)]
-
-
-def apply_augmentation(aug, images: np.ndarray, targets, sample_weights=None):
-    """Augment one batch: a Keras-2 ``.flow`` object, a Keras layer, or any callable.
-
-    Returns ``(images float32 0–255, targets)`` (order kept).
-    """
-    if hasattr(aug, "flow"):  # ImageDataGenerator: one batch, unshuffled
-        batch = next(
-            aug.flow(images.astype(np.float32), targets, batch_size=len(images), shuffle=False)
-        )
-        return np.asarray(batch[0], dtype=np.float32), batch[1]
-    if isinstance(aug, keras.layers.Layer):
-        out = aug(images.astype(np.float32), training=True)
-    else:
-        out = aug(images)
-    return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32), targets
-
-
-def _check_batch_size(bs) -> None:
-    if isinstance(bs, bool) or not isinstance(bs, int | np.integer) or bs < 1:
-        raise ValueError(f"the batch size must be a positive integer, got {bs!r}")
+from fitlab._private import terminate_keras_worker_pools, thread_is_running
+from fitlab.data import csvrows
+from fitlab.data.csvrows import CSVFormatError
+from fitlab.data.labels import label_codes, unknown_label_reason
+from fitlab.data.rowindex import index_rows, is_gzip, plain_copy
+from fitlab.pipelines.generator import apply_augmentation, check_batch_size
+from fitlab.pipelines.meter import InputMeter
 
 
 def _check_fork_safe(augment, use_multiprocessing: bool) -> None:
@@ -308,20 +105,12 @@ class _WorkerGuard:
 
     def stop_workers(self) -> int:
         """Terminate the Keras pools running our workers; return how many."""
-        from keras.src.trainers.data_adapters import py_dataset_adapter
-
-        ours = self.pids()
-        stopped = 0
-        for pool in list(py_dataset_adapter._DATA_POOLS):
-            if any(worker.pid in ours for worker in getattr(pool, "_pool", ())):
-                pool.terminate()
-                stopped += 1
-        return stopped
+        return terminate_keras_worker_pools(self.pids())
 
     def _run(self, token) -> None:
         while self._watch is not None and self._watch[2] is token:
             thread, anchor, _ = self._watch
-            if not _on_stack(thread, anchor):
+            if not thread_is_running(thread, anchor):
                 self._watch = None
                 self.stop_workers()
                 return
@@ -337,15 +126,6 @@ def _epoch_anchor(frame):
             anchor = frame
         frame = frame.f_back
     return anchor
-
-
-def _on_stack(thread: int, anchor) -> bool:
-    frame = sys._current_frames().get(thread)
-    while frame is not None:
-        if frame is anchor:
-            return True
-        frame = frame.f_back
-    return False
 
 
 class CSVSequence(keras.utils.PyDataset):
@@ -387,10 +167,10 @@ class CSVSequence(keras.utils.PyDataset):
         skipped rows); batches then carry a third ``float32`` element.
     on_bad_row : {"raise", "skip"}
         ``"skip"`` checks every row once up front, leaves bad ones out, warns
-        with a :class:`fitlab.csvrows.BadRowsWarning` and lists them in
+        with a :class:`fitlab.BadRowsWarning` and lists them in
         ``.skipped``. ``"raise"`` finds a bad row when its batch is read.
     meter : InputMeter, optional
-        Gets each batch's loading time (see :mod:`fitlab.meter`).
+        Gets each batch's loading time (see :mod:`fitlab.pipelines.meter`).
     workers, use_multiprocessing, max_queue_size
         Passed to ``keras.utils.PyDataset``: how ``fit`` parallelises loading.
 
@@ -425,7 +205,7 @@ class CSVSequence(keras.utils.PyDataset):
         super().__init__(
             workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
         )
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         csvrows.check_on_bad_row(on_bad_row)
         _check_fork_safe(augment, use_multiprocessing)
         self.path = Path(path)
@@ -433,12 +213,12 @@ class CSVSequence(keras.utils.PyDataset):
         self.one_hot, self.shuffle, self.augment, self.meter = one_hot, shuffle, augment, meter
         self.seed = int(np.random.SeedSequence(seed).entropy)
         self.epoch = 0
-        temp = csvrows.plain_copy(self.path) if csvrows.is_gzip(self.path) else None
+        temp = plain_copy(self.path) if is_gzip(self.path) else None
         self._plain = temp or self.path
         self._fd = os.open(self._plain, os.O_RDONLY)
         weakref.finalize(self, _close, self._fd, os.getpid(), temp)
 
-        index = csvrows.index_rows(self._plain, shown=self.path, on_bad_row=on_bad_row)
+        index = index_rows(self._plain, shown=self.path, on_bad_row=on_bad_row)
         self.skipped: list[CSVFormatError] = list(index.errors)
         self._index = index
         if on_bad_row == "skip":
@@ -481,7 +261,7 @@ class CSVSequence(keras.utils.PyDataset):
 
     def on_epoch_begin(self) -> None:
         if self._guard is not None:
-            self._guard.open_epoch(sys._getframe(1))
+            self._guard.open_epoch(inspect.currentframe().f_back)
 
     def on_epoch_end(self) -> None:
         # Keras calls this after stopping its workers, so the next epoch's
@@ -540,11 +320,11 @@ class CSVSequence(keras.utils.PyDataset):
                 "the file changed size since this CSVSequence indexed it; make a new one",
             )  # fmt: skip
         offsets, lengths = index.offsets[rows].tolist(), index.lengths[rows].tolist()
-        blob = bytearray(len(csvrows._PAD) + sum(lengths) + len(rows))
-        blob[: len(csvrows._PAD)] = csvrows._PAD
+        blob = bytearray(len(csvrows.PAD) + sum(lengths) + len(rows))
+        blob[: len(csvrows.PAD)] = csvrows.PAD
         view = memoryview(blob)
         spans = []
-        pos = len(csvrows._PAD)
+        pos = len(csvrows.PAD)
         for offset, length in zip(offsets, lengths, strict=True):
             os.preadv(self._fd, [view[pos : pos + length]], offset)
             spans.append((pos, length))
@@ -584,23 +364,23 @@ class CSVSequence(keras.utils.PyDataset):
 
     def _encode_labels(self, on_bad_row: str) -> np.ndarray:
         index = self._index
-        lookup = {name: i for i, name in enumerate(self.classes)}
-        known = np.array([label in lookup for label in index.labels], dtype=bool)
-        if not known.all():
-            bad = np.flatnonzero(~known)
+        codes = label_codes(index.labels, self.classes)
+        unknown = np.flatnonzero(codes < 0)
+        if len(unknown):
             errors = [
                 CSVFormatError(
                     self.path,
                     int(index.lines[r]),
-                    csvrows.unknown_label_reason(index.labels[r], self.classes),
-                )  # fmt: skip
-                for r in bad.tolist()
+                    unknown_label_reason(index.labels[r], self.classes),
+                )
+                for r in unknown.tolist()
             ]
             if on_bad_row == "raise":
                 raise errors[0]
             self.skipped += errors
-            index.keep(known)
-        return np.array([lookup[label] for label in index.labels], dtype=np.int32)
+            index.keep(codes >= 0)
+            codes = codes[codes >= 0]
+        return codes.astype(np.int32)
 
     def _row_weights(self, weights) -> np.ndarray | None:
         if weights is None:

@@ -1,0 +1,213 @@
+"""Checkpoints a killed run resumes from: :class:`ResumableCheckpoint` and :func:`resume_from`.
+
+Why not ``keras.callbacks.BackupAndRestore``? It restores the weights and
+optimizer, but it works only inside ``fit`` (it reads ``fit``'s own
+bookkeeping to skip the epochs already done) and it leaves out the state of
+the random-seed generators of dropout and augmentation layers, so a resumed run
+draws other random numbers than the uninterrupted one. fitlab trains in four
+ways, three of them outside ``fit``, and promises resumes that end with the
+same weights; this callback saves the seed state beside each model and
+returns the epoch to start from, which every loop takes as ``initial_epoch``.
+
+Examples
+--------
+>>> import tempfile, numpy as np
+>>> keras.utils.set_random_seed(0)
+>>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+>>> model.compile(optimizer="sgd", loss="mse")
+>>> folder = tempfile.mkdtemp()
+>>> x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+>>> _ = model.fit(x, y, epochs=2, verbose=0, callbacks=[ResumableCheckpoint(folder)])
+>>> resumed = resume_from(folder)
+>>> resumed.initial_epoch, len(resumed.history["loss"])
+(2, 2)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from fitlab.files import write_atomically
+
+_STATE = "checkpoint.json"
+
+
+class ResumableCheckpoint(keras.callbacks.Callback):
+    """Save everything needed to resume after every epoch, never half-written.
+
+    Each epoch writes ``epoch-NNNN.keras`` (weights, optimizer state,
+    compile settings) and ``epoch-NNNN.rng.npz`` (the random-seed state of
+    dropout and augmentation layers, which ``.keras`` files do not keep),
+    then commits them by atomically replacing ``checkpoint.json`` (the
+    epochs done and the history so far). A process killed at any instant
+    leaves a directory that :func:`resume_from` restarts from the last
+    committed epoch: no epoch lost, none run twice. Older epoch files are
+    removed only after the new commit.
+
+    Resuming is exact (same history, same final weights as an uninterrupted
+    run) when the batch order of an epoch depends only on the epoch number
+    and ops are deterministic (``tf.config.experimental.enable_op_determinism``).
+
+    Parameters
+    ----------
+    directory : path
+        Where the checkpoint lives (created if needed).
+    keep : int
+        How many epoch files to keep (the newest).
+
+    Examples
+    --------
+    The pattern for a run that may be killed and started again:
+
+    >>> import tempfile, numpy as np
+    >>> folder = tempfile.mkdtemp()
+    >>> def build_and_compile():
+    ...     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    ...     model.compile(optimizer="sgd", loss="mse")
+    ...     return model
+    >>> ckpt = resume_from(folder)  # None the first time
+    >>> model = ckpt.model if ckpt else build_and_compile()
+    >>> start = ckpt.initial_epoch if ckpt else 0
+    >>> x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+    >>> history = model.fit(x, y, epochs=3, initial_epoch=start, verbose=0,
+    ...                     callbacks=[ResumableCheckpoint(folder)])
+    >>> resume_from(folder).initial_epoch
+    3
+    """
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 1) -> None:
+        super().__init__()
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
+        self.directory = Path(directory)
+        self.keep = keep
+        self.history: dict[str, list[float]] = {}
+        self.epochs_done = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        state = _read_state(self.directory)
+        self.history = state["history"] if state else {}
+        self.epochs_done = state["epochs_done"] if state else 0
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch != self.epochs_done:
+            raise ValueError(
+                f"{self.directory / _STATE} holds {self.epochs_done} epochs but epoch "
+                f"{epoch + 1} just ended; resume with initial_epoch={self.epochs_done} "
+                "(see fitlab.resume_from) or use an empty directory"
+            )
+        stem = f"epoch-{epoch + 1:04d}"
+        save_model_atomically(self.model, self.directory / f"{stem}.keras")
+        _save_rng_atomically(self.model, self.directory / f"{stem}.rng.npz")
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.epochs_done = epoch + 1
+        state = {
+            "epochs_done": self.epochs_done,
+            "model": f"{stem}.keras",
+            "rng": f"{stem}.rng.npz",
+            "history": self.history,
+        }
+        write_atomically(self.directory / _STATE, json.dumps(state, indent=1).encode())
+        self._prune(epoch + 1)
+
+    def _prune(self, newest: int) -> None:
+        for path in self.directory.glob("epoch-*.keras"):
+            number = int(path.name[6:10])
+            if number <= newest - self.keep:
+                path.unlink(missing_ok=True)
+                path.with_name(f"epoch-{number:04d}.rng.npz").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What :func:`resume_from` found: the model, where to start, the history so far."""
+
+    model: keras.Model
+    initial_epoch: int
+    history: dict[str, list[float]]
+
+
+def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None) -> Resumed | None:
+    """Load the last committed epoch of a :class:`ResumableCheckpoint`, or ``None``.
+
+    The model comes back compiled, with its optimizer state (so the learning
+    rate schedule continues from the right iteration) and its random-seed
+    state. Train on with ``initial_epoch=resumed.initial_epoch`` and the same
+    ``ResumableCheckpoint(directory)``; its ``history`` then covers every epoch.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> resume_from(tempfile.mkdtemp()) is None  # nothing saved there yet
+    True
+
+    See the module's example for a checkpoint that is resumed.
+    """
+    directory = Path(directory)
+    state = _read_state(directory)
+    if state is None:
+        return None
+    model = keras.models.load_model(directory / state["model"], custom_objects=custom_objects)
+    with np.load(directory / state["rng"]) as saved:
+        seeds = _seed_states(model)
+        if len(saved.files) != len(seeds):
+            raise ValueError(
+                f"{directory / state['rng']} holds {len(saved.files)} seed states but the "
+                f"model has {len(seeds)}; the checkpoint and model do not match"
+            )
+        for index, variable in enumerate(seeds):
+            variable.assign(saved[f"s{index}"])
+    return Resumed(model, int(state["epochs_done"]), state["history"])
+
+
+def _read_state(directory: Path) -> dict | None:
+    path = directory / _STATE
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        return {
+            "epochs_done": int(state["epochs_done"]),
+            "model": state["model"],
+            "rng": state["rng"],
+            "history": dict(state["history"]),
+        }
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path} is not a fitlab checkpoint ({exc}); delete the directory to start afresh"
+        ) from exc
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The state variables of every random-seed generator (dropout, augmentation)."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights and "seed" in v.path]
+
+
+def _save_rng_atomically(model: keras.Model, path: Path) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"s{i}": np.asarray(v) for i, v in enumerate(_seed_states(model))})
+    write_atomically(path, buffer.getvalue())
+
+
+def save_model_atomically(model: keras.Model, path: Path) -> None:
+    """``model.save`` to a temp file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        tmp = tmp_dir / path.name  # Keras insists on the .keras suffix
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
