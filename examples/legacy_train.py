@@ -7,8 +7,8 @@ Keras 2: a CSV generator with a ``mode``, ``LabelBinarizer``,
 and a plot of ``H.history["acc"]``. What changed, and nothing else:
 
 * the imports: ``keras.*`` → ``fitlab.compat``, ``pyimagesearch.minivggnet``
-  → ``fitlab.models``, plus one call to ``enable_legacy_methods()``;
-* ``csv_image_generator`` is imported from :mod:`fitlab.generators` instead of
+  → ``fitlab``, plus one call to ``enable_legacy_methods()``;
+* ``csv_image_generator`` is imported from ``fitlab`` instead of
   being defined here: same signature and behaviour, minus the tutorial's two
   eval-mode bugs (it dropped a row after rewinding the file, and yielded an
   empty batch when the row count divided by the batch size);
@@ -39,10 +39,10 @@ from sklearn.preprocessing import LabelBinarizer  # noqa: E402
 from fitlab.compat import SGD, ImageDataGenerator, enable_legacy_methods  # noqa: E402
 
 # 2018: defined in train.py itself
-from fitlab.generators import csv_image_generator  # noqa: E402
+from fitlab import csv_image_generator  # noqa: E402
 
 # 2018: from pyimagesearch.minivggnet import MiniVGGNet
-from fitlab.models import MiniVGGNet  # noqa: E402
+from fitlab import MiniVGGNet  # noqa: E402
 
 enable_legacy_methods()  # model.fit_generator / predict_generator, as in Keras 2
 
