@@ -34,15 +34,12 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import classification_report  # noqa: E402
 from sklearn.preprocessing import LabelBinarizer  # noqa: E402
 
+# 2018: from pyimagesearch.minivggnet import MiniVGGNet; csv_image_generator defined here
+from fitlab import MiniVGGNet, csv_image_generator  # noqa: E402
+
 # 2018: from keras.preprocessing.image import ImageDataGenerator
 # 2018: from keras.optimizers import SGD
 from fitlab.compat import SGD, ImageDataGenerator, enable_legacy_methods  # noqa: E402
-
-# 2018: defined in train.py itself
-from fitlab import csv_image_generator  # noqa: E402
-
-# 2018: from pyimagesearch.minivggnet import MiniVGGNet
-from fitlab import MiniVGGNet  # noqa: E402
 
 enable_legacy_methods()  # model.fit_generator / predict_generator, as in Keras 2
 
