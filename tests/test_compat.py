@@ -20,8 +20,11 @@ couple of batches ahead (``tf.data`` prefetch) and ``fitlab.compat`` with
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -30,6 +33,7 @@ import keras
 import numpy as np
 import pytest
 
+import fitlab
 from fitlab import compat
 
 try:
@@ -241,9 +245,10 @@ def test_2_finite_generator_trap_is_avoided():
     # would notice if compat handed the generator to fit.
     trapped = Pair()
     trapped.k3.fit(batches(count=6), epochs=3, verbose=0, callbacks=trapped.callbacks3())
+    trap = "Keras 3's fit no longer falls into the trap: update docs/keras3-traps.md and this test"
     assert [e["train"] for e in by_epoch(trapped.log3).values()] == [
         [0, 1, 2, 3, 4, 5], [0, 1], [0, 1],
-    ], "Keras 3's fit no longer falls into the trap: update DESIGN.md and this test"  # fmt: skip
+    ], trap  # fmt: skip
 
     pair = Pair()
     h2 = fit2(pair, batches(count=6), steps_per_epoch=2, epochs=3)
@@ -516,20 +521,24 @@ def test_17_sequence_with_shuffle(shuffle: bool):
 
 def test_18_sequence_steps_shorter_and_longer_than_its_length():
     pair = Pair()
+    seq2, seq3 = K2Sequence(4), K3Sequence(4)
     random.seed(3)
-    fit2(pair, K2Sequence(4), epochs=3, steps_per_epoch=2)
+    fit2(pair, seq2, epochs=3, steps_per_epoch=2)
     random.seed(3)
-    fit3(pair, K3Sequence(4), epochs=3, steps_per_epoch=2)
-    # Each epoch: a fresh shuffle, its first 2 items.
+    fit3(pair, seq3, epochs=3, steps_per_epoch=2)
+    # Each epoch: a fresh shuffle, its first 2 items; on_epoch_end after each.
     assert by_epoch(pair.log2) == by_epoch(pair.log3)
+    assert seq2.epoch_ends == seq3.epoch_ends == 3
 
     longer = Pair()
-    h2 = fit2(longer, K2Sequence(3), epochs=3, steps_per_epoch=5, shuffle=False)
+    seq2, seq3 = K2Sequence(3), K3Sequence(3)
+    h2 = fit2(longer, seq2, epochs=3, steps_per_epoch=5, shuffle=False)
     with pytest.warns(UserWarning, match="ran out"):
-        h3 = fit3(longer, K3Sequence(3), epochs=3, steps_per_epoch=5, shuffle=False)
+        h3 = fit3(longer, seq3, epochs=3, steps_per_epoch=5, shuffle=False)
     # One pass, then training stops (tf_keras 2.21; Keras 2.2 wrapped around).
     assert [e["train"] for e in by_epoch(longer.log3).values()] == [[0, 1, 2]]
     assert by_epoch(longer.log2) == by_epoch(longer.log3)
+    assert seq2.epoch_ends == seq3.epoch_ends == 1
     assert_same_history(h2, h3)
 
 
@@ -601,6 +610,7 @@ def test_23_flow_batches_shuffle_seed_and_sample_weight():
     again = [next(aug.flow(x, y, batch_size=2, sample_weight=w, seed=3)) for _ in range(1)]
     np.testing.assert_array_equal(again[0][0], got[0][0])
     assert len(flow) == 3 and isinstance(flow, keras.utils.PyDataset)
+    assert isinstance(flow, compat.NumpyArrayIterator)
 
 
 def test_24_image_data_generator_refuses_unsupported_arguments():
@@ -632,35 +642,60 @@ def test_25_tutorial_augmentation_keeps_shapes_and_range():
 # --------------------------------------------------------------------------- API surface
 
 
-@pytest.fixture
-def legacy_methods():
-    """``enable_legacy_methods()`` for one test; keras.Model is restored afterwards."""
-    names = ("fit_generator", "evaluate_generator", "predict_generator")
-    before = {name: vars(keras.Model).get(name) for name in names}
-    compat.enable_legacy_methods()
-    yield
-    for name, value in before.items():
-        if value is None:
-            delattr(keras.Model, name)
-        else:
-            setattr(keras.Model, name, value)
+def test_25b_the_same_names_from_fitlab_and_fitlab_compat():
+    names = {"fit_generator", "evaluate_generator", "predict_generator", "enable_legacy_methods",
+             "legacy_history", "SGD", "ImageDataGenerator"}  # fmt: skip
+    assert names < set(compat.__all__)
+    assert all(getattr(fitlab, name) is getattr(compat, name) for name in names)
 
 
-def test_26_enable_legacy_methods_and_warn_once(legacy_methods, monkeypatch):
-    monkeypatch.setattr(compat, "_warned", set())
-    model = Pair().k3
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        history = model.fit_generator(batches(), steps_per_epoch=1, epochs=2, verbose=0)
-        model.fit_generator(batches(), steps_per_epoch=1, verbose=0)
-        model.predict_generator(batches(), steps=1)
-        model.evaluate_generator(batches(), steps=1)
-    deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
-    messages = [str(w.message) for w in deprecations]
-    assert len(messages) == 3  # once per function
-    assert "model.fit(" in messages[0] and "model.predict(" in messages[1]
-    assert all(w.filename == __file__ for w in deprecations)  # points at the caller
-    assert len(history.history["acc"]) == 2
+# A 2018 script, run in a fresh process: the warning is once per process.
+LEGACY_SCRIPT = """\
+import json, warnings
+import keras, numpy as np
+from fitlab import compat
+
+compat.enable_legacy_methods()
+model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+model.compile("sgd", "categorical_crossentropy", metrics=["accuracy"])
+
+def batches():
+    while True:
+        yield np.ones((4, 2), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]]
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    history = model.fit_generator(batches(), steps_per_epoch=1, epochs=2, verbose=0)
+    model.fit_generator(batches(), steps_per_epoch=1, verbose=0)
+    model.predict_generator(batches(), steps=1)
+    model.evaluate_generator(batches(), steps=1)
+print(json.dumps({
+    "acc": len(history.history["acc"]),
+    "warnings": [(w.filename, w.lineno, str(w.message)) for w in caught
+                 if issubclass(w.category, DeprecationWarning) and "Keras 2" in str(w.message)],
+}))
+"""
+
+
+def test_26_enable_legacy_methods_and_warn_once(tmp_path: Path):
+    script = tmp_path / "legacy.py"
+    script.write_text(LEGACY_SCRIPT)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    run = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.splitlines()[-1])
+    assert result["acc"] == 2  # the method returns a History that answers "acc"
+    caught = result["warnings"]
+    assert len(caught) == 3  # once per function
+    assert "model.fit(" in caught[0][2] and "model.predict(" in caught[1][2]
+    lines = script.read_text().splitlines()
+    calls = ("fit_generator", "predict_generator", "evaluate_generator")
+    for (filename, lineno, _), call in zip(caught, calls, strict=True):
+        assert filename == str(script)  # points at the caller's line, not into fitlab
+        assert f"model.{call}(" in lines[lineno - 1]
 
 
 def test_27_clear_errors():
@@ -762,3 +797,47 @@ def test_30_stop_training_from_a_callback():
         assert [e["train"] for e in by_epoch(log).values()] == [[0, 1, 2], [3]]
     assert calls3 == calls2
     assert_same_history(h2, h3)
+
+
+def test_31_an_epoch_cut_short_by_a_callback_ends_its_sequence_pass():
+    pair = Pair()
+    seq2, seq3 = K2Sequence(6), K3Sequence(6)
+    kw = dict(epochs=3, shuffle=False, verbose=0)
+    pair.k2.fit_generator(
+        seq2, workers=1, callbacks=[_hook_recorder(tf_keras.callbacks.Callback, [], (1, 0))], **kw
+    )
+    compat.fit_generator(
+        pair.k3, seq3, workers=2, callbacks=[_hook_recorder(keras.callbacks.Callback, [], (1, 0))],
+        **kw,
+    )  # fmt: skip
+    # Epoch 2 stops after one batch: on_epoch_end for epoch 1 only, as tf_keras
+    # reading on its own thread (with workers=2 its enqueuer finishes the pass
+    # in the background and calls it again: a read-ahead artefact) ...
+    assert seq2.epoch_ends == seq3.epoch_ends == 1
+    # ... and compat's worker threads are gone when fit_generator returns.
+    assert not [t for t in threading.enumerate() if t.name.startswith("fitlab-sequence")]
+
+
+# --------------------------------------------------------------------------- one way to average
+
+
+def test_32_history_is_averaged_as_train_on_batches_averages_it():
+    # fitlab averages train_on_batch logs one way: fit_generator's History equals
+    # train_on_batches' on the same batches, to the bit, also for a weighted
+    # metric under sample weights that vary (where tf_keras, accumulating the
+    # metric over the epoch, reports other numbers: see fitlab.compat's docstring).
+    data = [make_batch(batch_id, weights=True) for batch_id in range(4)]
+    models = []
+    for _ in range(2):
+        model = _build(keras, [])
+        model.compile(
+            keras.optimizers.SGD(LR), "categorical_crossentropy",
+            weighted_metrics=["accuracy"], run_eagerly=True,
+        )  # fmt: skip
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    kw = dict(steps_per_epoch=2, epochs=2, verbose=0)
+    legacy = compat.fit_generator(models[0], iter(data), workers=0, **kw)
+    modern = fitlab.train_on_batches(models[1], iter(data), **kw)
+    assert legacy.history == modern.history
+    assert set(legacy.history) == {"loss", "accuracy"}

@@ -29,7 +29,7 @@ import keras
 import numpy as np
 
 from fitlab.engine import BatchStream, arrays_batch_size, run_epochs
-from fitlab.engine.adapters import is_sequence, warn_pydataset_workers
+from fitlab.engine.adapters import check_batch_size, is_sequence, warn_pydataset_workers
 from fitlab.pipelines import InputMeter, rows_in
 
 
@@ -41,8 +41,26 @@ class OnBatchSteps:
     batch alone. ``fit`` reports means over the epoch's rows, kept by
     ``keras.metrics.Mean`` in float32 with the batch size as weight; summing
     the batch values the same way, in float32, gives ``fit``'s very numbers.
-    (With sample weights that vary, ``fit``'s weighted metrics such as
-    accuracy weigh rows, not batches, and can differ slightly.)
+    (Not so where ``fit``'s metric is not a mean over rows: a metric in
+    ``weighted_metrics`` under sample weights that vary weighs each row by
+    its weight over the whole epoch, and ``Precision``, ``AUC`` and the like
+    are ratios of epoch totals; their batch values averaged differ.)
+
+    How a batch splits into ``x, y, sample_weight`` is :meth:`unpack`, Keras
+    3's rule here; :mod:`fitlab.compat` overrides it with Keras 2's, so both
+    kinds of loop average their logs this one way.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, "relu")])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> model.set_weights([np.zeros((1, 1)), np.zeros(1)])  # predicts 0
+    >>> steps = OnBatchSteps(model)
+    >>> steps.test((np.zeros((3, 1)), np.full(3, 2.0)))  # 3 rows, squared error 4
+    {'loss': 4.0}
+    >>> steps.test((np.zeros((1, 1)), np.zeros(1)))  # 1 row, error 0: (3 * 4 + 0) / 4
+    {'loss': 3.0}
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -53,13 +71,17 @@ class OnBatchSteps:
         self._sums: dict[str, np.float32] = {}
         self._rows = np.float32(0)
 
-    def train(self, batch) -> dict:
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+    def unpack(self, batch: Any, training: bool) -> tuple:
+        """``(x, y, sample_weight)`` of one batch (``training``: for ``train_on_batch``)."""
+        return keras.utils.unpack_x_y_sample_weight(batch)
+
+    def train(self, batch: Any) -> dict:
+        x, y, sample_weight = self.unpack(batch, training=True)
         logs = self.model.train_on_batch(x, y, sample_weight=sample_weight, return_dict=True)
         return self._add(logs, rows_in(batch))
 
-    def test(self, batch) -> dict:
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+    def test(self, batch: Any) -> dict:
+        x, y, sample_weight = self.unpack(batch, training=False)
         logs = self.model.test_on_batch(x, y, sample_weight=sample_weight, return_dict=True)
         return self._add(logs, rows_in(batch))
 
@@ -72,6 +94,7 @@ class OnBatchSteps:
         return self.result()
 
     def result(self) -> dict[str, float]:
+        """The averages since :meth:`reset`; ``{}`` when no batch ran."""
         return {name: float(total / self._rows) for name, total in self._sums.items()}
 
 
@@ -143,10 +166,7 @@ def train_on_batches(
     """
     if getattr(model, "optimizer", None) is None:
         raise ValueError("train_on_batches needs a compiled model: call model.compile(...) first")
-    if batch_size is not None and not (
-        isinstance(train, tuple) or isinstance(validation_data, tuple)
-    ):
-        raise ValueError("batch_size applies to (x, y) arrays only; these sources yield batches")
+    check_batch_size(train, validation_data, batch_size)
     for source in (train, validation_data):
         if is_sequence(source):
             warn_pydataset_workers(source)
