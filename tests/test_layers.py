@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fitlab.pipelines",),
     ("fitlab.augment", "fitlab.models", "fitlab.optim", "fitlab.recipes"),
     ("fitlab.engine",),
-    ("fitlab.loops", "fitlab.callbacks", "fitlab.evaluate"),
+    ("fitlab.loops", "fitlab.callbacks", "fitlab.plots", "fitlab.evaluate"),
     ("fitlab.compat",),
     ("fitlab.tutorial", "fitlab.exercises", "fitlab.bench"),
     ("fitlab.cli", "fitlab.__main__"),

@@ -1,9 +1,9 @@
-"""LivePlot, plot_history and plot_runs without a front end.
+"""LivePlot, its live figure, plot_history and plot_runs without a front end.
 
 Training tests use a tiny model on 4×4 images. Callback logic (throttling, the
 status line, the input-wait share) is driven by hand with a fake clock, so the
 numbers are exact. ``FITLAB_LIVE=widgets`` exercises the widget path outside a
-kernel: the widgets are made and updated, nothing is displayed.
+kernel: the widgets are made and updated (``live.view``), nothing is displayed.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fitlab import InputMeter, LivePlot, plot_history, plot_runs
-from fitlab.callbacks.live import MODE_ENV
+from fitlab import InputMeter, LivePlot
+from fitlab.callbacks.live_figure import LiveFigure
+from fitlab.callbacks.live_view import MODE_ENV
+from fitlab.plots import plot_history, plot_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAIN_RGB, VAL_RGB = (0xE2, 0x4A, 0x33), (0x34, 0x8A, 0xBD)  # ggplot's first two colours
@@ -69,8 +71,10 @@ def tiny_model(metrics=("accuracy",)) -> keras.Model:
 class FakeClock:
     def __init__(self):
         self.now = 0.0
+        self.reads = 0
 
     def __call__(self) -> float:
+        self.reads += 1
         return self.now
 
 
@@ -105,25 +109,25 @@ def drive(live, epochs, steps, *, clock=None, tick=0.125, logs=None, on_batch=No
 
 def test_text_mode_prints_a_line_per_epoch_and_saves_the_figure(data, tmp_path, capsys):
     x, y = data
-    live = LivePlot(save_to=tmp_path / "plots" / "live.png")
+    live = LivePlot(batch_size=8, save_to=tmp_path / "plots" / "live.png")
     history = tiny_model().fit(
         x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0, callbacks=[live]
     )
     lines = capsys.readouterr().out.splitlines()
     assert live.mode == "text"
+    assert history is live  # the run's History: fit keeps no second copy
     assert [line.split(" - ")[0] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"]
     for line in lines[:2]:
         names = [part.split(" ")[0] for part in line.split(" - ")[2:6]]
         assert names == ["loss", "accuracy", "val_loss", "val_accuracy"], line
-        assert line.endswith("img/s"), line  # 18 training images per epoch, counted by Keras
+        assert line.endswith("img/s"), line  # 3 batches of batch_size=8 per epoch
     assert lines[2] == f"saved figure to {tmp_path / 'plots' / 'live.png'}"
     saved = tmp_path / "plots" / "live.png"
     assert saved.read_bytes().startswith(PNG_MAGIC)
     assert Image.open(saved).size == (792, 297)  # two panels at the live size
     assert _pixels_of(saved.read_bytes(), TRAIN_RGB) > 100  # the curves are in it
     assert [p.name for p in saved.parent.iterdir()] == ["live.png"]  # no temp file left
-    assert live.history == history.history
-    assert live.epoch == history.epoch == [0, 1]
+    assert live.epoch == [0, 1] and len(live.history["val_loss"]) == 2
     assert live.figure is None  # released at the end
 
 
@@ -155,7 +159,7 @@ def test_status_shows_images_per_second_and_the_input_wait_share(capsys, widgets
         meter.add(0.0625, images=8)  # half of each 0.125 s batch spent waiting for input
 
     def after_batch(epoch, batch):
-        statuses.append(live._view.status.value)
+        statuses.append(live.view.status.value)
 
     drive(live, epochs=2, steps=8, clock=clock, on_batch=on_batch, after_batch=after_batch)
     # Status updates at most every 0.5 s: in epoch 2 at 1.125 s and 1.625 s (after batch 5 of
@@ -168,14 +172,41 @@ def test_status_shows_images_per_second_and_the_input_wait_share(capsys, widgets
     assert capsys.readouterr().out == ""  # widgets mode prints nothing
 
 
-def test_per_epoch_mode_leaves_batches_alone(widgets_mode):
+class _Untouchable(dict):
+    """Logs that fail the test if anything reads them."""
+
+    def __getitem__(self, key):
+        raise AssertionError("the batch logs were read")
+
+    def items(self):
+        raise AssertionError("the batch logs were read")
+
+
+@pytest.mark.parametrize("every_n_batches", [None, 100])
+def test_per_epoch_mode_does_no_work_per_batch(widgets_mode, every_n_batches):
+    clock = FakeClock()
+    live = LivePlot(total_epochs=4, every_n_batches=every_n_batches, min_interval=0.0)
+    live.clock = clock
+    live.set_params({"epochs": 4, "steps": 50, "verbose": 0})
+    live.on_train_begin()
+    live.on_epoch_begin(0)
+    before = (clock.reads, live.redraws, live.view.status.value)
+    for batch in range(50):
+        clock.now += 0.125
+        live.on_train_batch_end(batch, _Untouchable() if every_n_batches is None else {})
+    after = (clock.reads, live.redraws, live.view.status.value)
+    if every_n_batches is None:
+        assert after == before  # no clock read, no redraw, no status update, logs unread
+    else:  # the check can fail: with batch updates on, each batch reads the clock
+        assert after[0] >= before[0] + 50 and after[2] != before[2]
+
+
+def test_per_epoch_mode_updates_the_status_per_epoch(widgets_mode):
     clock, meter = FakeClock(), InputMeter()
     live = LivePlot(total_epochs=4, meter=meter)
     live.clock = clock
-    # No batch hook: Keras keeps dispatching batch callbacks asynchronously.
-    assert getattr(live.on_train_batch_end, "_is_default", False)
     statuses = []
-    live.on_epoch_end = _after(live.on_epoch_end, lambda: statuses.append(live._view.status.value))
+    live.on_epoch_end = _after(live.on_epoch_end, lambda: statuses.append(live.view.status.value))
     drive(live, epochs=2, steps=8, clock=clock, on_batch=lambda e, b: meter.add(0.0625, images=8))
     assert (
         "epoch 2 / 4 · batch 8/8 · elapsed 0:02 · ETA 0:02 · 64 img/s · input wait 50%"
@@ -202,6 +233,16 @@ def test_text_line_carries_the_meter_figures(capsys):
     assert line.endswith(" - 32 img/s - input wait 20%"), line
 
 
+@pytest.mark.parametrize(("batch_size", "rate"), [(8, "16 img/s"), (None, "2.0 batches/s")])
+def test_images_per_second_from_the_batch_size_else_batches(capsys, batch_size, rate):
+    clock = FakeClock()
+    live = LivePlot(batch_size=batch_size)
+    live.clock = clock
+    drive(live, epochs=1, steps=4, clock=clock, tick=0.5)  # 4 batches in 2 s
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.endswith(f" - {rate}"), line
+
+
 # ---------------------------------------------------------------- widgets mode
 
 
@@ -211,7 +252,7 @@ def test_widgets_mode_updates_one_image_in_place(data, widgets_mode):
 
     class Spy(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            image = live._view.image
+            image = live.view.image
             seen.append((live.figure, image, bytes(image.value), live.redraws))
 
     live = LivePlot()
@@ -255,16 +296,14 @@ def test_batch_redraws_are_throttled(widgets_mode):
 
 
 def test_slow_redraws_are_spaced_to_a_share_of_the_time(widgets_mode, monkeypatch):
-    import fitlab.callbacks.live
-
     clock = FakeClock()
-    real_png = fitlab.callbacks.live._LiveFigure.png
+    real_png = LiveFigure.png
 
     def slow_png(self):
-        clock.now += 0.15  # a redraw that costs 150 ms
+        clock.now += 0.15  # a machine where drawing the figure costs 150 ms
         return real_png(self)
 
-    monkeypatch.setattr(fitlab.callbacks.live._LiveFigure, "png", slow_png)
+    monkeypatch.setattr(LiveFigure, "png", slow_png)
     live = LivePlot(every_n_batches=1, min_interval=0.5)
     live.clock = clock
     drive(live, epochs=1, steps=80, clock=clock, tick=0.125, val=False)
@@ -320,27 +359,43 @@ def test_validation_every_other_epoch_keeps_epochs_aligned(data):
     assert list(val_line.get_xdata()) == [2, 4]
 
 
-def test_long_runs_stay_in_view_and_redraw_the_frame_rarely(widgets_mode):
+def test_a_run_from_the_start_replaces_the_old_one_a_resumed_run_continues(capsys):
+    live = LivePlot()
+    drive(live, epochs=3, steps=2)
+    live.set_params({"epochs": 5, "steps": 2, "verbose": 0})  # resumed: initial_epoch=3
+    live.on_train_begin()
+    for epoch in (3, 4):
+        live.on_epoch_begin(epoch)
+        live.on_epoch_end(epoch, {"loss": 0.5, "mae": 0.1})
+    live.on_train_end()
+    assert live.epoch == [0, 1, 2, 3, 4]
+    assert live.history["loss"][3:] == [0.5, 0.5]
+    assert math.isnan(live.history["val_loss"][4]) and math.isnan(live.history["mae"][2])
+    assert {len(values) for values in live.history.values()} == {5}  # a value per epoch
+    drive(live, epochs=2, steps=2, val=False)  # a new run from epoch 0
+    assert live.epoch == [0, 1] and sorted(live.history) == ["accuracy", "loss"]
+
+
+@pytest.mark.parametrize("log_loss", [False, True])
+def test_long_runs_stay_in_view_and_redraw_the_frame_rarely(log_loss):
     # The tutorial's shape: val_loss far above loss at first, then both falling.
-    def tutorial(epoch, batch):
+    live = LiveFigure(total_epochs=75, log_loss=log_loss)
+    live.layout(["loss", "accuracy"])
+    history, out_of_view = {}, []
+    for epoch in range(75):
         loss = 2.8 / (1 + 0.15 * epoch)
-        return {"loss": loss, "accuracy": 0.9 - 0.8 / (1 + 0.1 * epoch), "val_loss": (
-            25.0 if epoch == 0 else loss * 1.1)}  # fmt: skip
-
-    live = LivePlot(log_loss=False)
-    out_of_view = []
-
-    def check():
+        logs = {"loss": loss, "accuracy": 0.9 - 0.8 / (1 + 0.1 * epoch),
+                "val_loss": 25.0 if epoch == 0 else loss * 1.1}  # fmt: skip
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        live.update(list(range(1, epoch + 2)), history, {})
+        assert live.png().startswith(PNG_MAGIC)
         for ax in live.figure.axes:
             low, high = ax.get_ylim()
             ys = np.concatenate([line.get_ydata() for line in ax.lines])
             out_of_view.extend(y for y in ys if not low <= y <= high)
-
-    live.on_epoch_end = _after(live.on_epoch_end, check)
-    drive(live, epochs=75, steps=2, logs=tutorial, val=False)
     assert out_of_view == []
-    assert live.redraws == 76
-    assert live._full_draws <= 20  # the frame (ticks, titles) is kept between most redraws
+    assert live.full_draws <= 20  # the frame (ticks, titles) is kept between most redraws
 
 
 def _rss_bytes() -> int:  # current, not peak (ru_maxrss)
@@ -379,13 +434,14 @@ def test_fit_on_a_generator(data, capsys):
             for i in range(0, len(x), 8):
                 yield x[i : i + 8], y[i : i + 8]
 
-    live = LivePlot()
-    tiny_model().fit(
-        batches(), steps_per_epoch=3, epochs=2, shuffle=False, verbose=0, callbacks=[live]
-    )
+    live, keras_history = LivePlot(), keras.callbacks.History()
+    tiny_model().fit(batches(), steps_per_epoch=3, epochs=2, shuffle=False, verbose=0,
+                     callbacks=[keras_history, live])  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
-    assert live.epoch == [0, 1]
+    assert all(line.endswith(" batches/s") for line in lines), lines  # no batch_size, no meter
+    assert live.epoch == keras_history.epoch == [0, 1]
+    assert live.history == keras_history.history  # what Keras's own History keeps
 
 
 def test_train_on_batches(data, capsys):
@@ -400,8 +456,8 @@ def test_train_on_batches(data, capsys):
     )  # fmt: skip
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
-    assert "input wait" in lines[0] and "img/s" in lines[0]
-    assert live.history == history.history
+    assert "input wait" in lines[0] and "img/s" in lines[0]  # images counted by the meter
+    assert history is live
 
 
 def test_compiled_loop(data, widgets_mode):
@@ -414,7 +470,7 @@ def test_compiled_loop(data, widgets_mode):
     history = loop.fit((x, y), epochs=2, batch_size=8, verbose=0,
                        validation_data=(x[:8], y[:8]), callbacks=[live])  # fmt: skip
     assert live.redraws == 3  # the empty panels, then one per epoch
-    assert live.history == history.history
+    assert history is live
     assert {"loss", "val_loss"} <= set(live.history)
 
 
@@ -504,6 +560,8 @@ def test_bad_arguments_are_refused(monkeypatch):
         LivePlot(min_interval=-1)
     with pytest.raises(TypeError, match="pass a fitlab.InputMeter"):
         LivePlot(meter=object())
+    with pytest.raises(ValueError, match="batch_size=0"):
+        LivePlot(batch_size=0)
     monkeypatch.setenv(MODE_ENV, "browser")
     with pytest.raises(ValueError, match="FITLAB_LIVE='browser'"):
         LivePlot()

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-MODE_ENV = "FITLAB_LIVE"  # fitlab.callbacks.live.MODE_ENV, without importing Keras for --help
+MODE_ENV = "FITLAB_LIVE"  # fitlab.callbacks.live_view.MODE_ENV, without importing Keras for --help
 HOOKS = (
     "on_train_begin", "on_epoch_begin", "on_train_batch_end", "on_test_begin",
     "on_epoch_end", "on_train_end",
