@@ -36,8 +36,10 @@ data: install
 lab: data
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(LAB_FLAGS)
 
+# The tests, the docstring examples of every module (--doctest-modules) and the notebooks.
 test: install
-	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests notebooks $(PYTEST_NOTEBOOKS)
+	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests fitlab notebooks --doctest-modules \
+		$(PYTEST_NOTEBOOKS)
 
 # The tutorial's train.py; `make train METHOD=loop RECIPE=improved` for the others.
 METHOD ?= generator

@@ -61,8 +61,8 @@ _PUBLIC = {
     "LivePlot": "callbacks.live",
     "ResumableCheckpoint": "callbacks.checkpoint",
     "resume_from": "callbacks.checkpoint",
-    "plot_history": "callbacks.live",
-    "plot_runs": "callbacks.live",
+    "plot_history": "plots",
+    "plot_runs": "plots",
     "predict_all": "evaluate",
     "report": "evaluate",
     "plot_confusion": "evaluate",
@@ -80,7 +80,7 @@ _PUBLIC = {
 
 _SUBMODULES = (
     "augment", "bench", "callbacks", "cli", "compat", "config", "data", "engine", "evaluate",
-    "exercises", "files", "loops", "models", "optim", "pipelines", "recipes", "tutorial",
+    "exercises", "files", "loops", "models", "optim", "pipelines", "plots", "recipes", "tutorial",
 )  # fmt: skip
 
 __all__ = sorted(_PUBLIC)

@@ -8,15 +8,9 @@ nothing in the package imports it (the command line does, lazily).
 
 Examples
 --------
->>> import tempfile
->>> from fitlab.data import Flowers17Files, make_synthetic_csv
->>> folder = Path(tempfile.mkdtemp())
->>> files = Flowers17Files(make_synthetic_csv(folder / "train.csv", rows=34, size=32),
-...                        make_synthetic_csv(folder / "test.csv", rows=17, size=32), ())
->>> result = train_tutorial("batch", epochs=1, batch_size=17, files=files,
-...                         out=folder / "run", verbose=0)
->>> result["epochs"], sorted(result["paths"])
-(1, ['history', 'model', 'plot', 'report'])
+>>> from fitlab.config import METHODS
+>>> METHODS
+('fit', 'generator', 'batch', 'loop')
 """
 
 from __future__ import annotations
@@ -32,7 +26,6 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from fitlab.augment import TUTORIAL_AUGMENTATION, make_augmentation
 from fitlab.callbacks.checkpoint import save_model_atomically
-from fitlab.callbacks.live import plot_history
 from fitlab.config import METHODS, RECIPES
 from fitlab.data import (
     Flowers17Files,
@@ -47,6 +40,7 @@ from fitlab.files import write_atomically
 from fitlab.loops import train_on_batches
 from fitlab.models import MiniVGGNet
 from fitlab.pipelines import CSVSequence
+from fitlab.plots import plot_history
 from fitlab.recipes import make_recipe
 
 
@@ -126,11 +120,20 @@ def train_tutorial(
 
     Examples
     --------
-    The tutorial's run, on the real data (20–40 minutes on two CPU cores):
+    One epoch on small synthetic CSVs:
 
-    >>> result = train_tutorial("fit", epochs=75, out="runs/fit")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from fitlab.data import Flowers17Files, make_synthetic_csv
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> files = Flowers17Files(make_synthetic_csv(folder / "train.csv", rows=34, size=32),
+    ...                        make_synthetic_csv(folder / "test.csv", rows=17, size=32), ())
+    >>> result = train_tutorial("batch", epochs=1, batch_size=17, files=files,
+    ...                         out=folder / "run", verbose=0)
+    >>> result["epochs"], sorted(result["paths"])
+    (1, ['history', 'model', 'plot', 'report'])
 
-    The module's example trains one epoch on a small synthetic CSV.
+    The tutorial's run on the real data (20–40 minutes on two CPU cores) is
+    ``train_tutorial("fit", epochs=75, out="runs/fit")``.
     """
 
     if method not in METHODS:

@@ -101,4 +101,7 @@ def test_csv_image_generator_is_immune_to_the_finite_generator_trap(tmp_path):
     generator = csv_image_generator(path, 4, classes, mode="train", meter=meter)
     _model((4, 4, 3), 3).fit(generator, steps_per_epoch=3, epochs=3, verbose=0, callbacks=[counter])
     assert counter.steps == [3, 3, 3]
-    assert 9 <= meter.batches <= 11  # each step a fresh batch (+ what tf.data prefetched)
+    # Each of the 9 steps drew a fresh batch (had fit re-chained the two batches it
+    # peeked, the generator would have been advanced only a few times). How many more
+    # tf.data's prefetch read ahead depends on its buffer, so only the floor is pinned.
+    assert meter.batches >= 9

@@ -7,6 +7,7 @@ test_equivalence.py and test_resume.py.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 
 import keras
@@ -298,10 +299,18 @@ def test_tf_data_repeating_dataset_continues_where_it_stopped(data):
 
 def test_meter_gets_every_wait(data):
     x, y = data
+
+    def slow_batches():  # each batch keeps the loop waiting at least 10 ms
+        while True:
+            for start in range(0, ROWS, BATCH):
+                time.sleep(0.01)
+                yield x[start : start + BATCH], y[start : start + BATCH]
+
     meter = InputMeter()
-    train_on_batches(tiny_model(), (x, y), 2, batch_size=BATCH, verbose=0, meter=meter)
-    assert (meter.batches, meter.images) == (6, 2 * ROWS)
-    assert meter.wait_s > 0
+    steps = ROWS // BATCH
+    train_on_batches(tiny_model(), slow_batches(), 2, steps_per_epoch=steps, verbose=0, meter=meter)
+    assert (meter.batches, meter.images) == (2 * steps, 2 * ROWS)
+    assert meter.wait_s >= 2 * steps * 0.01
 
 
 def test_initial_epoch_numbers_the_epochs_as_fit_does(data):
@@ -325,7 +334,7 @@ def test_progress_bar_prints_fit_style_lines(data, capsys):
         ("generator", {}, "steps_per_epoch"),
         ("array", {}, "tuple"),
         ("pydataset_batch_size", {"batch_size": 4}, "batch_size applies to"),
-        ("object", {}, "cannot train on a object"),
+        ("object", {}, "a object is not a data source"),
     ],
 )
 def test_bad_input_is_named_with_the_fix(data, source, kwargs, message):

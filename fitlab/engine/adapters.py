@@ -287,7 +287,7 @@ def _passes(
     if hasattr(source, "__iter__"):  # a tf.data.Dataset, a list of batches, …
         return (lambda: iter(source)), source_length(source), False
     raise TypeError(
-        f"{role}: cannot read a {type(source).__name__}; pass (x, y) arrays, a "
+        f"{role}: a {type(source).__name__} is not a data source; pass (x, y) arrays, a "
         "keras.utils.PyDataset, a tf.data.Dataset or a generator of (x, y) batches"
     )
 
@@ -392,6 +392,22 @@ def source_length(source) -> int | None:
         return len(source)
     except TypeError:  # no __len__
         return None
+
+
+def check_batch_size(train: Any, validation_data: Any, batch_size: int | None) -> None:
+    """``fit``'s rule: ``batch_size`` cuts ``(x, y)`` arrays; a source of batches keeps its own.
+
+    Examples
+    --------
+    >>> check_batch_size(iter([]), None, 32)
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size applies to (x, y) arrays only; these sources yield batches
+    """
+    if batch_size is not None and not (
+        isinstance(train, tuple) or isinstance(validation_data, tuple)
+    ):
+        raise ValueError("batch_size applies to (x, y) arrays only; these sources yield batches")
 
 
 def arrays_batch_size(source, batch_size: int | None) -> int | None:

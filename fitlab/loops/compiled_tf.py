@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 from fitlab.engine import BatchStream, arrays_batch_size, run_epochs, source_length
+from fitlab.engine.adapters import check_batch_size
 from fitlab.pipelines import InputMeter, rows_in
 
 
@@ -78,10 +79,18 @@ class CompiledLoop:
 
     Examples
     --------
-    >>> loop = CompiledLoop(model, legacy_sgd(), "categorical_crossentropy")  # doctest: +SKIP
-    >>> history = loop.fit(csv_dataset(train_csv, 32), epochs=2)  # doctest: +SKIP
-    >>> round(loop.images_per_second)  # doctest: +SKIP
-    104
+    >>> keras.utils.set_random_seed(0)
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, "softmax")])
+    >>> loop = CompiledLoop(model, keras.optimizers.SGD(0.1), "categorical_crossentropy")
+    >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> y = keras.utils.to_categorical(np.arange(64) % 3, 3)
+    >>> history = loop.fit((x, y), epochs=2, batch_size=16, verbose=0)
+    >>> sorted(history.history), len(history.epoch)
+    (['accuracy', 'loss'], 2)
+    >>> loop.images_per_second > 0
+    True
+
+    On the real data, ``loop.fit(fitlab.csv_dataset(train_csv, 32), epochs=75)``.
     """
 
     def __init__(
@@ -223,14 +232,15 @@ class CompiledLoop:
 
         Examples
         --------
-        >>> history = loop.fit((x, y), epochs=2, batch_size=32, verbose=0)  # doctest: +SKIP
+        >>> keras.utils.set_random_seed(0)
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, "softmax")])
+        >>> loop = CompiledLoop(model, keras.optimizers.SGD(0.1), "categorical_crossentropy")
+        >>> x, y = np.ones((8, 2), "float32"), np.eye(2, dtype="float32")[[0, 1] * 4]
+        >>> loop.fit((x, y), epochs=1, batch_size=4, validation_data=(x, y),
+        ...          verbose=0).history["val_loss"][0] > 0
+        True
         """
-        if batch_size is not None and not (
-            isinstance(train, tuple) or isinstance(validation_data, tuple)
-        ):
-            raise ValueError(
-                "batch_size applies to (x, y) arrays only; these sources yield batches"
-            )
+        check_batch_size(train, validation_data, batch_size)
         train_stream = self._device_stream(
             train, steps_per_epoch, arrays_batch_size(train, batch_size), "training data"
         )
