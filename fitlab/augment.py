@@ -16,10 +16,21 @@ unchanged), map it over a ``tf.data`` pipeline, or pass it to
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "TUTORIAL_AUGMENTATION",
+    "CenteredRandomShear",
+    "make_augmentation",
+    "preview_augmentation",
+]
 
 # The tutorial's ImageDataGenerator(...) arguments, unchanged (old names and units).
 TUTORIAL_AUGMENTATION = dict(
@@ -49,9 +60,14 @@ class CenteredRandomShear(keras.layers.RandomShear):
 
     Examples
     --------
-    >>> layer = CenteredRandomShear(x_factor=0.1, seed=0)  # doctest: +SKIP
-    >>> layer(np.zeros((1, 8, 8, 3)), training=True).shape
-    TensorShape([1, 8, 8, 3])
+    A vertical bar through the centre leans, but its middle stays put:
+
+    >>> layer = CenteredRandomShear(x_factor=0.5, fill_mode="constant", seed=0)
+    >>> image = np.zeros((1, 9, 9, 1), "float32")
+    >>> image[0, :, 4] = 1.0
+    >>> out = np.asarray(layer(image, training=True))
+    >>> out.shape, float(out[0, 4, 4, 0])
+    ((1, 9, 9, 1), 1.0)
     """
 
     def get_config(self):
@@ -64,9 +80,23 @@ class CenteredRandomShear(keras.layers.RandomShear):
                 config[name] = abs(upper)
         return config
 
-    def _transform_images(self, images, transformation, interpolation):
-        # Replaces RandomShear's hook of the same name (its matrix has no
-        # centre offset); tests/test_augment.py pins the centred behaviour.
+    def transform_images(self, images, transformation, training=True):
+        # Keras's public hook (RandomShear's own one shears about the corner).
+        # The random draws stay RandomShear's: get_random_transformation is kept.
+        images = self.backend.cast(images, self.compute_dtype)
+        if training:
+            images = self._shear_about_centre(images, transformation, self.interpolation)
+        return images
+
+    def transform_segmentation_masks(self, segmentation_masks, transformation, training=True):
+        # Masks move with their images, so they are sheared about the centre too.
+        if training:
+            segmentation_masks = self._shear_about_centre(
+                segmentation_masks, transformation, "nearest"
+            )
+        return segmentation_masks
+
+    def _shear_about_centre(self, images, transformation, interpolation):
         if transformation is None:
             return images
         ops = self.backend
@@ -227,10 +257,14 @@ def make_augmentation(
 
     Examples
     --------
-    >>> aug = make_augmentation(**TUTORIAL_AUGMENTATION, seed=1)  # doctest: +SKIP
-    >>> batch = np.zeros((4, 64, 64, 3), dtype="uint8")
-    >>> aug(batch, training=True).shape
-    TensorShape([4, 64, 64, 3])
+    >>> aug = make_augmentation(**TUTORIAL_AUGMENTATION, seed=1)
+    >>> [type(layer).__name__ for layer in aug.layers]  # doctest: +NORMALIZE_WHITESPACE
+    ['RandomRotation', 'RandomTranslation', 'CenteredRandomShear', 'RandomZoom',
+     'RandomFlip']
+    >>> batch = np.full((4, 16, 16, 3), 100, dtype="uint8")
+    >>> out = np.asarray(aug(batch, training=True))
+    >>> out.shape, out.dtype, np.allclose(out, 100, atol=1e-3)  # "nearest" fill: no border
+    ((4, 16, 16, 3), dtype('float32'), True)
     """
     _check_range("rotation_range", rotation_range)
     pixels = " (Keras 2 read values >= 1 as pixels: give pixels / size, a fraction, instead)"
@@ -300,7 +334,9 @@ def _show(ax, image: np.ndarray, title: str) -> None:
     ax.set_axis_off()
 
 
-def preview_augmentation(images, n: int = 8, augmentation=None, seed: int = 0):
+def preview_augmentation(
+    images: np.ndarray, n: int = 8, augmentation: Callable | None = None, seed: int = 0
+) -> Figure:
     """Draw each image next to ``n`` augmented variants, as a grid for notebooks.
 
     Row ``i`` shows ``images[i]`` ("original") and then ``n`` draws of the
@@ -327,9 +363,10 @@ def preview_augmentation(images, n: int = 8, augmentation=None, seed: int = 0):
 
     Examples
     --------
-    >>> fig = preview_augmentation(images[:3], n=5)  # doctest: +SKIP
-    >>> len(fig.axes)
-    18
+    >>> images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype="uint8")
+    >>> fig = preview_augmentation(images, n=5)
+    >>> len(fig.axes), fig.axes[0].get_title(), fig.axes[1].get_title()
+    (18, 'original', 'augmented 1')
     """
     from matplotlib.figure import Figure
 

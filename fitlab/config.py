@@ -53,6 +53,11 @@ class Profile:
         At most this many training batches per epoch (``None``: whole epochs).
         The notebooks pass ``profile.steps(n)`` as ``steps_per_epoch``, so the
         smoke profile runs the same calls on fewer batches.
+
+    Examples
+    --------
+    >>> PROFILES["full"].epochs, PROFILES["smoke"].epochs, PROFILES["smoke"].max_steps
+    (75, 2, 4)
     """
 
     name: str
@@ -85,9 +90,9 @@ def get_profile() -> Profile:
 
     Examples
     --------
-    >>> import os
-    >>> os.environ["FITLAB_PROFILE"] = "smoke"
-    >>> get_profile().epochs
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {PROFILE_ENV: "smoke"}):
+    ...     get_profile().epochs
     2
     """
     name = os.environ.get(PROFILE_ENV, "full").strip().lower() or "full"
@@ -97,7 +102,18 @@ def get_profile() -> Profile:
 
 
 def data_dir() -> Path:
-    """Return the directory that holds the CSVs: ``FITLAB_DATA_DIR`` or the user cache."""
+    """Return the directory that holds the CSVs: ``FITLAB_DATA_DIR`` or the user cache.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {DATA_DIR_ENV: "/data/flowers"}):
+    ...     str(data_dir())
+    '/data/flowers'
+    >>> with mock.patch.dict(os.environ, {DATA_DIR_ENV: "", "XDG_CACHE_HOME": "/cache"}):
+    ...     str(data_dir())
+    '/cache/fitlab'
+    """
     configured = os.environ.get(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser()

@@ -25,9 +25,9 @@ class MiniVGGNet:
 
     Examples
     --------
-    >>> model = MiniVGGNet.build(64, 64, 3, classes=17)  # doctest: +SKIP
-    >>> model.output_shape
-    (None, 17)
+    >>> model = MiniVGGNet.build(64, 64, 3, classes=17)
+    >>> model.input_shape, model.output_shape, model.count_params()
+    ((None, 64, 64, 3), (None, 17), 8466225)
     """
 
     @staticmethod
@@ -60,6 +60,14 @@ class MiniVGGNet:
         keras.Model
             Input ``image`` (float32, 0–255; ``uint8`` is cast in the model),
             output ``probabilities`` (float32 softmax over ``classes``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = MiniVGGNet.build(16, 16, 3, classes=4)
+        >>> probabilities = model(np.zeros((2, 16, 16, 3), "uint8"), training=False)
+        >>> tuple(probabilities.shape), np.allclose(np.sum(probabilities, axis=1), 1)
+        ((2, 4), True)
         """
 
         def conv_block(x, filters):

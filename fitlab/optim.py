@@ -22,8 +22,8 @@ def legacy_sgd(
 
     Examples
     --------
-    >>> opt = legacy_sgd(1e-2, decay=1e-2 / 75)  # doctest: +SKIP
-    >>> opt.iterations.assign(750)  # 750 batches: ~23 epochs of 1,020 rows at batch 32
+    >>> opt = legacy_sgd(1e-2, decay=1e-2 / 75)
+    >>> _ = opt.iterations.assign(750)  # 750 batches: ~23 epochs of 1,020 rows at batch 32
     >>> round(float(opt.learning_rate), 6)  # 1e-2 / (1 + 1e-2 / 75 * 750)
     0.009091
     """

@@ -8,12 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab.augment import (
-    TUTORIAL_AUGMENTATION,
-    CenteredRandomShear,
-    make_augmentation,
-    preview_augmentation,
-)
+from fitlab import TUTORIAL_AUGMENTATION, make_augmentation, preview_augmentation
+from fitlab.augment import CenteredRandomShear
 
 SIZE = 33  # odd, so the centre c = (SIZE - 1) / 2 = 16 is a pixel
 C = (SIZE - 1) / 2
@@ -113,6 +109,18 @@ def test_shear_is_in_degrees_about_the_centre():
     # top-left corner (where keras.layers.RandomShear puts it).
     level = moved(16, 16 + below, shear_range=30)
     np.testing.assert_allclose(level, np.broadcast_to([0, below], level.shape), atol=TOL)
+
+
+def test_segmentation_masks_are_sheared_about_the_centre_with_their_images():
+    layer = CenteredRandomShear(x_factor=math.tan(math.radians(30)), fill_mode="constant", seed=7)
+    images = square_at(16 + 12, 16)
+    out = layer({"images": images, "segmentation_masks": images}, training=True)
+    image_moves, mask_moves = centroids(out["images"]), centroids(out["segmentation_masks"])
+    np.testing.assert_allclose(image_moves[:, 0], 12, atol=TOL)  # a horizontal shear
+    assert np.abs(image_moves[:, 1]).max() >= 12 * math.tan(math.radians(30)) - 0.6
+    np.testing.assert_allclose(mask_moves, image_moves, atol=1.0)  # nearest vs bilinear
+    level = layer({"images": images, "segmentation_masks": square_at(16, 16 + 12)}, training=True)
+    np.testing.assert_allclose(centroids(level["segmentation_masks"]), [[0, 12]] * DRAWS, atol=TOL)
 
 
 def test_tutorial_shear_of_015_degrees_barely_moves_anything():

@@ -18,8 +18,7 @@ from fitlab import (
     make_synthetic_csv,
     parse_row,
 )
-from fitlab.data import csvrows
-from fitlab.data.labels import encode_labels
+from fitlab.data import csvrows, encode_labels, label_codes
 from fitlab.data.rowindex import index_rows
 
 SIZE = 4  # 48 values a row: tiny files, every code path
@@ -206,9 +205,20 @@ def test_classes_sorted_like_label_binarizer(tmp_path):
     assert classes == LabelBinarizer().fit(list(CLASS_NAMES)).classes_.tolist()
 
 
+def test_label_codes_are_positions_in_the_class_list_and_minus_one_when_unknown():
+    codes = label_codes(["tulip", "rose", "iris", "tulip"], ["iris", "tulip"])
+    assert codes.dtype == np.int64 and codes.tolist() == [1, -1, 0, 1]
+    assert label_codes([], ["iris"]).tolist() == []
+
+
 def test_encode_labels_names_unknown_label_and_line():
-    with pytest.raises(CSVFormatError, match=r"t\.csv, line 9: unknown label 'rose'"):
+    codes = encode_labels(["tulip", "iris"], ["iris", "tulip"], "t.csv", [8, 9])
+    assert codes.tolist() == [1, 0]
+    with pytest.raises(CSVFormatError, match=r"t\.csv, line 9: unknown label 'rose'") as info:
         encode_labels(["iris", "rose"], ["iris", "tulip"], "t.csv", [8, 9])
+    assert (info.value.path, info.value.line) == ("t.csv", 9)
+    with pytest.raises(CSVFormatError, match=r"^t\.csv: unknown label 'rose'"):
+        encode_labels(["rose"], ["iris"], "t.csv")  # no line numbers known
 
 
 def test_index_points_at_each_rows_values(clean, tmp_path):
@@ -233,4 +243,8 @@ def test_real_csvs_load(flowers17_csvs):
     counts = {c: int((y_train == c).sum()) for c in classes}
     assert set(counts.values()) == {60}
     assert {int((y_test == c).sum()) for c in classes} == {20}
-    assert 60 < x_train.mean() < 160 and x_train.std() > 40  # photographs, not blanks
+    # The tutorial's own reading of every row, one int() per value, agrees.
+    rows = [line.split(",") for line in test.read_text().splitlines()]
+    assert y_test.tolist() == [row[0] for row in rows]
+    naive = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.uint8)
+    np.testing.assert_array_equal(x_test.reshape(340, -1), naive)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from fitlab import (
     load_csv,
     make_synthetic_csv,
 )
+from fitlab.pipelines import is_endless
 
 SIZE = 4
 CLASSES = ["daffodil", "lilyvalley", "snowdrop"]  # sorted, as LabelBinarizer sorts them
@@ -27,10 +29,25 @@ def csv10(tmp_path):
     return make_synthetic_csv(tmp_path / "ten.csv", rows=10, size=SIZE, seed=1)
 
 
-def _label_binarizer():
+def _label_binarizer(classes=CLASSES, **options):
     from sklearn.preprocessing import LabelBinarizer
 
-    return LabelBinarizer().fit(CLASSES)
+    return LabelBinarizer(**options).fit(classes)
+
+
+def _sleepy(seconds: float):
+    """An augmentation that takes at least ``seconds`` a batch and changes nothing."""
+
+    def augment(batch):
+        time.sleep(seconds)
+        return batch
+
+    return augment
+
+
+def _swap_digits(path) -> None:
+    """Rewrite ``path`` in place, same size, every 0 and 1 swapped: other valid values."""
+    path.write_bytes(path.read_bytes().translate(bytes.maketrans(b"01", b"10")))
 
 
 # -- csv_image_generator ---------------------------------------------------------------
@@ -52,17 +69,66 @@ def test_train_mode_wraps_without_losing_or_repeating_a_row(csv10):
     np.testing.assert_array_equal(seen, np.concatenate([images, images]))
 
 
-def test_generator_labels_one_hot_with_a_label_binarizer_or_class_list(csv10):
-    x1, y1 = next(csv_image_generator(csv10, 4, _label_binarizer(), mode="eval"))
-    x2, y2 = next(csv_image_generator(csv10, 4, CLASSES, mode="eval"))
-    np.testing.assert_array_equal(y1, y2)
-    assert y2.dtype == np.float32 and y2.shape == (4, 3)
+def test_generator_with_class_names_gives_float32_one_hot_rows(csv10):
+    _, labels = load_csv(csv10)
+    targets = np.concatenate([y for _, y in csv_image_generator(csv10, 4, CLASSES, mode="eval")])
+    assert targets.dtype == np.float32 and targets.shape == (10, 3)
+    np.testing.assert_array_equal(targets, np.eye(3)[[CLASSES.index(c) for c in labels]])
 
 
-def test_unknown_label_names_label_file_and_line(csv10):
-    generator = csv_image_generator(csv10, 4, ["daffodil", "snowdrop"], mode="eval")
-    with pytest.raises(CSVFormatError, match=r"ten\.csv, line 3: unknown label 'lilyvalley'"):
+@pytest.mark.parametrize(
+    "classes, options",
+    [
+        (CLASSES, {}),
+        (["daffodil", "snowdrop"], {}),  # two classes: LabelBinarizer gives one column
+        (CLASSES, {"neg_label": -1, "pos_label": 2}),
+        (CLASSES, {"sparse_output": True}),
+    ],
+)
+def test_generator_targets_are_exactly_what_the_label_binarizer_gives(tmp_path, classes, options):
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=7, size=SIZE, classes=classes)
+    lb = _label_binarizer(classes, **options)
+    _, labels = load_csv(path)
+    batches = list(csv_image_generator(path, 3, lb, mode="eval"))
+    assert [y.shape for _, y in batches] == [
+        lb.transform(labels[i : i + 3]).shape for i in range(0, 7, 3)
+    ]
+    for i, (_, y) in enumerate(batches):
+        expected = lb.transform(labels[3 * i : 3 * i + 3])
+        assert type(y) is type(expected) and y.dtype == expected.dtype
+        assert (y != expected).sum() == 0  # works for sparse and dense alike
+
+
+def test_generator_calls_label_binarizer_transform_once_not_per_batch(csv10):
+    from sklearn.preprocessing import LabelBinarizer
+
+    class Counting(LabelBinarizer):
+        calls = 0
+
+        def transform(self, y):
+            Counting.calls += 1
+            return super().transform(y)
+
+    lb = Counting().fit(CLASSES)
+    generator = csv_image_generator(csv10, 2, lb, mode="train")
+    for _ in range(12):  # more than two passes over the file
         next(generator)
+    assert Counting.calls == 1
+
+
+def test_generator_with_a_label_binarizer_names_an_unknown_label_file_and_line(csv10):
+    lb = _label_binarizer(["daffodil", "snowdrop"])
+    generator = csv_image_generator(csv10, 4, lb, mode="eval")
+    with pytest.raises(
+        CSVFormatError, match=r"ten\.csv, line 3: unknown label 'lilyvalley'"
+    ) as info:
+        next(generator)
+    assert (info.value.path, info.value.line) == (str(csv10), 3)
+
+
+def test_generator_refuses_lb_that_is_neither_binarizer_nor_class_names(csv10):
+    with pytest.raises(TypeError, match="LabelBinarizer or a sequence of class names, got str"):
+        next(csv_image_generator(csv10, 4, "daffodil"))
 
 
 def test_generator_augments_with_a_callable_or_a_flow_object(csv10):
@@ -101,11 +167,26 @@ def test_generator_refuses_to_loop_over_only_bad_rows(tmp_path):
         next(generator)
 
 
-def test_generator_meter_counts_batches_and_waits(csv10):
+def test_generator_meter_counts_batches_and_the_time_spent_making_them(csv10):
     meter = InputMeter()
-    list(csv_image_generator(csv10, 4, CLASSES, mode="eval", meter=meter))
+    batches = csv_image_generator(csv10, 4, CLASSES, mode="eval", aug=_sleepy(0.05), meter=meter)
+    assert [len(x) for x, _ in batches] == [4, 4, 2]
     assert (meter.batches, meter.images) == (3, 10)
-    assert meter.wait_s > 0
+    assert meter.wait_s >= 3 * 0.05  # each next() waited for its batch's augmentation
+
+
+def test_generator_time_between_batches_is_not_a_wait(csv10):
+    meter = InputMeter()
+    for _ in csv_image_generator(csv10, 4, CLASSES, mode="eval", meter=meter):
+        time.sleep(0.5)  # the consumer's own work: 1.5 s in all
+    assert meter.batches == 3 and meter.wait_s < 0.5  # not even one pause counted
+
+
+def test_train_mode_is_endless_and_eval_mode_is_not_with_or_without_a_meter(csv10):
+    assert is_endless(csv_image_generator(csv10, 4, CLASSES, mode="train"))
+    assert is_endless(csv_image_generator(csv10, 4, CLASSES, mode="train", meter=InputMeter()))
+    assert not is_endless(csv_image_generator(csv10, 4, CLASSES, mode="eval"))
+    assert not is_endless(csv_image_generator(csv10, 4, CLASSES, mode="eval", meter=InputMeter()))
 
 
 def test_generator_checks_its_arguments(csv10):
@@ -155,14 +236,20 @@ def test_sequence_reshuffles_rows_every_epoch_from_its_seed(tmp_path):
     np.testing.assert_array_equal(first, images[orders[0]])
 
 
-def test_sequence_cache_gives_the_same_batches(csv10):
+def test_sequence_cache_gives_the_same_batches_and_keeps_what_it_read(csv10):
     plain = _epoch(CSVSequence(csv10, batch_size=4))
     cached = CSVSequence(csv10, batch_size=4, cache=True)
+    uncached = CSVSequence(csv10, batch_size=4)
     for _ in range(2):  # filling, then from the cache
         for (x1, y1), (x2, y2) in zip(plain, _epoch(cached), strict=True):
             np.testing.assert_array_equal(x1, x2)
             np.testing.assert_array_equal(y1, y2)
-    assert cached._filled.all()
+    original = np.concatenate([x for x, _ in plain])
+    _swap_digits(csv10)  # same size: only a sequence that reads the file again sees it
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in _epoch(cached)]), original)
+    changed = np.concatenate([x for x, _ in _epoch(uncached)])
+    np.testing.assert_array_equal(changed, load_csv(csv10)[0])
+    assert not np.array_equal(changed, original)
 
 
 def test_sequence_int_labels_sample_weights_and_augment(csv10):
@@ -226,8 +313,17 @@ def test_sequence_notices_the_file_changing(csv10):
 
 def test_sequence_meter_counts_in_thread_loading(csv10):
     meter = InputMeter()
-    _epoch(CSVSequence(csv10, 4, meter=meter))
-    assert (meter.batches, meter.images) == (3, 10) and meter.wait_s > 0
+    _epoch(CSVSequence(csv10, 4, augment=_sleepy(0.05), meter=meter))
+    assert (meter.batches, meter.images) == (3, 10)
+    assert meter.wait_s >= 3 * 0.05  # __getitem__ ran in the caller's thread, all of it a wait
+
+
+def test_sequence_meter_with_worker_threads_counts_each_batch_as_its_share_of_the_pool(csv10):
+    meter = InputMeter()
+    seq = CSVSequence(csv10, 4, augment=_sleepy(0.1), meter=meter, workers=2)
+    _epoch(seq)
+    assert (meter.batches, meter.images) == (3, 10)
+    assert meter.wait_s >= 3 * 0.1 / 2
 
 
 def test_sequence_refuses_tf_augmentation_in_forked_workers(csv10):
@@ -258,12 +354,20 @@ def test_every_source_matches_load_csv_on_the_real_test_csv(flowers17_csvs):
 def test_input_meter_adds_times_and_resets():
     meter = InputMeter()
     meter.add(0.5, images=32)
-    with meter.waiting(images=8):
-        pass
-    batches = [np.zeros((4, 2)), np.zeros((3, 2))]
-    assert [len(b) for b in meter.timed(batches)] == [4, 3]
-    assert (meter.batches, meter.images) == (4, 47) and meter.wait_s >= 0.5
     meter.add(-1.0)  # a clock going backwards never makes wait_s shrink
-    assert meter.wait_s >= 0.5
+    assert (meter.wait_s, meter.batches, meter.images) == (0.5, 2, 32)
     meter.reset()
     assert (meter.wait_s, meter.batches, meter.images) == (0.0, 0, 0)
+
+
+def test_input_meter_timed_counts_rows_and_times_each_next():
+    def slow_batches():
+        for rows in (4, 3):
+            time.sleep(0.05)
+            yield np.zeros((rows, 2)), np.zeros(rows)
+
+    meter = InputMeter()
+    assert [len(x) for x, _ in meter.timed(slow_batches())] == [4, 3]
+    assert (meter.batches, meter.images) == (2, 7) and meter.wait_s >= 2 * 0.05
+    assert len(list(meter.timed([np.zeros((5, 1))], rows=lambda batch: 1))) == 1
+    assert (meter.batches, meter.images) == (3, 8)  # counted by the given rows()

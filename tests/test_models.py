@@ -143,6 +143,7 @@ def test_model_with_augmentation_saves_and_loads(tmp_path, pixels):
     )
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_a_saved_model_loads_in_a_fresh_process_after_importing_fitlab_augment(tmp_path):
     """What train_tutorial's docstring tells users: import fitlab.augment, then load_model."""
     import subprocess

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -76,10 +77,25 @@ def test_augment_is_mapped_on_float_batches(csv10):
     np.testing.assert_allclose(x, 255.0 - load_csv(csv10)[0])
 
 
-def test_meter_counts_consumer_waits(csv10):
+def test_meter_counts_the_consumers_waits_and_nothing_else(csv10):
+    def sleepy(batch):  # at least 0.2 s a batch, in tf.data's own threads
+        return tf.py_function(lambda b: (time.sleep(0.2), b)[1], [batch], tf.float32)
+
     meter = InputMeter()
-    _arrays(csv_dataset(csv10, 4, size=SIZE, meter=meter))
-    assert (meter.batches, meter.images) == (3, 10) and meter.wait_s > 0
+    asked = 0.0
+    batches = iter(csv_dataset(csv10, 4, size=SIZE, augment=sleepy, meter=meter))
+    while True:  # the consumer times its own next() calls, around the meter's
+        start = time.perf_counter()
+        try:
+            next(batches)
+        except StopIteration:
+            break
+        finally:
+            asked += time.perf_counter() - start
+    assert (meter.batches, meter.images) == (3, 10)
+    # tf.data starts its threads on the first request, so the consumer waits at
+    # least one augmentation; the meter's clock runs inside the consumer's calls.
+    assert 0.2 <= meter.wait_s <= asked
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab import CSVSequence, InputMeter, make_synthetic_csv
+from fitlab import CSVSequence, InputMeter, load_csv, make_synthetic_csv
 
 pytestmark = pytest.mark.timeout(240)
 SIZE = 8
@@ -68,17 +68,44 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+class EpochMeter(keras.callbacks.Callback):
+    """What the meter counted during each epoch (Keras reads 2 batches before epoch 1)."""
+
+    def __init__(self, meter: InputMeter):
+        super().__init__()
+        self.meter, self.epochs = meter, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.meter.reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs.append((self.meter.batches, self.meter.images, self.meter.wait_s))
+
+
+def _sleepy(batch):
+    time.sleep(0.02)
+    return batch
+
+
 def test_four_worker_processes_train_every_row_each_epoch(csv80):
     meter = InputMeter()
-    seq = CSVSequence(csv80, 8, shuffle=True, seed=0, cache=True, meter=meter,
+    seq = CSVSequence(csv80, 8, shuffle=True, seed=0, cache=True, meter=meter, augment=_sleepy,
                       workers=4, use_multiprocessing=True)  # fmt: skip
-    history = _model().fit(seq, epochs=3, verbose=0)
+    epochs = EpochMeter(meter)
+    history = _model().fit(seq, epochs=3, verbose=0, callbacks=[epochs])
     assert len(history.history["loss"]) == 3
     assert np.isfinite(history.history["loss"]).all()
-    # The workers are forked processes: the shared meter and cache still saw their work.
-    assert meter.batches >= 30 and meter.images >= 240
-    assert seq._filled.all()
+    # The workers are forked processes, yet the meter they share counted every
+    # batch of every epoch, and each batch's loading time as a quarter of the pool's.
+    assert [(batches, images) for batches, images, _ in epochs.epochs] == [(10, 80)] * 3
+    assert all(wait_s >= 10 * 0.02 / 4 for _, _, wait_s in epochs.epochs)
     _assert_no_workers_left()
+    # ...and the cache they filled is this process's: the file changed, the rows did not.
+    images = load_csv(csv80)[0]
+    csv80.write_bytes(csv80.read_bytes().translate(bytes.maketrans(b"01", b"10")))
+    seq.augment = None
+    for i in range(len(seq)):
+        np.testing.assert_array_equal(seq[i][0], images[seq.rows_of_batch(i)])
 
 
 def test_an_error_in_a_worker_reaches_the_caller_and_no_worker_is_left(csv80):

@@ -28,7 +28,17 @@ from fitlab.data.flowers17 import decode_image, find_archive, format_rows, prepa
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the build benchmark and print its table."""
+    """Run the build benchmark and print its table. Returns the exit status.
+
+    Examples
+    --------
+    The options (a run rebuilds both CSVs, so only the help is shown here):
+
+    >>> main(["--help"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
     parser = argparse.ArgumentParser(prog="python -m fitlab bench build", description=__doc__)
     parser.add_argument("--archive", type=Path, help="17flowers.tgz (default as `fitlab data`)")
     parser.add_argument("--size", type=int, default=64)
@@ -37,15 +47,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         archive = find_archive(Path(tmp), args.archive)
-        rows = measure(archive, args.size, Path(tmp))
+        rows = _measure(archive, args.size, Path(tmp))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print_table(rows, archive)
+        _print_table(rows, archive)
     return 0
 
 
-def measure(archive: Path, size: int, workdir: Path) -> list[dict]:
+def _measure(archive: Path, size: int, workdir: Path) -> list[dict]:
     """Time the build and its stages; return one dict per row of the table."""
     members = _read_members(archive)
     rows = []
@@ -114,7 +124,7 @@ def measure(archive: Path, size: int, workdir: Path) -> list[dict]:
     return rows
 
 
-def print_table(rows: list[dict], archive: Path) -> None:
+def _print_table(rows: list[dict], archive: Path) -> None:
     """Print the rows and the ratios that matter."""
     print(f"Flowers-17 CSV build, {archive} ({os.cpu_count()} CPUs)")
     print(f"{'stage':<40}{'seconds':>9}{'images/s':>11}{'MB/s':>9}")

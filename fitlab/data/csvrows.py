@@ -34,7 +34,6 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +60,12 @@ class CSVFormatError(ValueError):
         The 1-based line, when the reader can know it.
     reason : str
         What is wrong with the row.
+
+    Examples
+    --------
+    >>> error = CSVFormatError("t.csv", 3, "column 2 is empty")
+    >>> str(error), error.line, isinstance(error, ValueError)
+    ('t.csv, line 3: column 2 is empty', 3, True)
     """
 
     def __init__(self, path: str | os.PathLike, line: int | None, reason: str):
@@ -74,7 +79,14 @@ class CSVFormatError(ValueError):
 
 
 class BadRowsWarning(UserWarning):
-    """Rows were skipped (``on_bad_row="skip"``); ``.errors`` lists one CSVFormatError each."""
+    """Rows were skipped (``on_bad_row="skip"``); ``.errors`` lists one CSVFormatError each.
+
+    Examples
+    --------
+    >>> warning = BadRowsWarning("t.csv", [CSVFormatError("t.csv", 4, "column 2 is empty")])
+    >>> str(warning), [e.line for e in warning.errors]
+    ('skipped 1 bad row(s) of t.csv: line 4: column 2 is empty', [4])
+    """
 
     def __init__(self, path: str | os.PathLike, errors: Sequence[CSVFormatError]):
         self.path, self.errors = str(path), list(errors)
@@ -83,13 +95,36 @@ class BadRowsWarning(UserWarning):
         super().__init__(f"skipped {len(self.errors)} bad row(s) of {path}: {shown}{more}")
 
 
-def report_skipped(path: str | os.PathLike, errors: Sequence[CSVFormatError], stacklevel: int = 3):
-    """Warn with a :class:`BadRowsWarning` when ``errors`` is not empty."""
+def report_skipped(
+    path: str | os.PathLike, errors: Sequence[CSVFormatError], stacklevel: int = 3
+) -> None:
+    """Warn with a :class:`BadRowsWarning` when ``errors`` is not empty.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     report_skipped("t.csv", [])  # nothing skipped: no warning
+    ...     report_skipped("t.csv", [CSVFormatError("t.csv", 2, "bad")])
+    >>> [type(w.message).__name__ for w in caught]
+    ['BadRowsWarning']
+    """
     if errors:
         warnings.warn(BadRowsWarning(path, errors), stacklevel=stacklevel)
 
 
 def check_on_bad_row(on_bad_row: str) -> None:
+    """Refuse an ``on_bad_row`` that is not ``"raise"`` or ``"skip"``.
+
+    Examples
+    --------
+    >>> check_on_bad_row("skip")
+    >>> check_on_bad_row("ignore")
+    Traceback (most recent call last):
+    ...
+    ValueError: on_bad_row must be 'raise' or 'skip', got 'ignore'
+    """
     if on_bad_row not in ON_BAD_ROW:
         raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
 
@@ -118,7 +153,13 @@ HI_TABLE, LO_TABLE = _tables()
 
 
 def join_rows(parts: Iterable[bytes | memoryview]) -> bytes:
-    """Join value parts into the buffer :func:`decode_joined` reads."""
+    """Join value parts into the buffer :func:`decode_joined` reads.
+
+    Examples
+    --------
+    >>> join_rows([b"1,2", b"3,4"])
+    b'\\n\\n\\n\\n1,2\\n3,4\\n'
+    """
     return PAD + b"\n".join(parts) + b"\n"
 
 
@@ -127,6 +168,13 @@ def decode_joined(blob: bytes | bytearray, rows: int, values: int) -> np.ndarray
 
     ``blob`` is four padding bytes, then each row's values followed by ``\\n``
     (as :func:`join_rows` makes it).
+
+    Examples
+    --------
+    >>> decode_joined(join_rows([b"0,7,255", b"10,99,100"]), rows=2, values=3).tolist()
+    [[0, 7, 255], [10, 99, 100]]
+    >>> decode_joined(join_rows([b"0,7,256"]), rows=1, values=3) is None  # not clean
+    True
     """
     b = np.frombuffer(blob, dtype=np.uint8)
     body = b[len(PAD) :]
@@ -157,7 +205,20 @@ def strict_values(
     line: int | None,
     cut_off: bool = False,
 ) -> np.ndarray:
-    """Parse one row's values the slow, precise way, or raise :class:`CSVFormatError`."""
+    """Parse one row's values the slow, precise way, or raise :class:`CSVFormatError`.
+
+    ``cut_off`` says the row is the file's last and has no line end, so that a
+    short row is reported as a cut-off file.
+
+    Examples
+    --------
+    >>> strict_values(b"007,0255,1", 3, "t.csv", 1).tolist()
+    [7, 255, 1]
+    >>> strict_values(b"1,+2,3", 3, "t.csv", 5)
+    Traceback (most recent call last):
+    ...
+    fitlab.data.csvrows.CSVFormatError: t.csv, line 5: b'+2' in column 3 is not a base-10 integer...
+    """
     fields = bytes(part).split(b",")
     for column, token in enumerate(fields[:values], start=2):
         if not token:
@@ -200,6 +261,13 @@ def decode_rows(
     Returns ``(images, kept, errors)``: ``images`` has one row per kept row,
     ``kept`` is a boolean mask over ``parts``, ``errors`` the skipped rows'
     errors (always empty with ``on_bad_row="raise"``, which raises the first).
+
+    Examples
+    --------
+    >>> images, kept, errors = decode_rows([b"1,2", b"3,x", b"5,6"], 2, "t.csv", [1, 2, 3],
+    ...                                    on_bad_row="skip")
+    >>> images.tolist(), kept.tolist(), [e.line for e in errors]
+    ([[1, 2], [5, 6]], [True, False, True], [2])
     """
     n = len(parts)
     fast = decode_joined(join_rows(parts), n, values) if n else None
@@ -222,7 +290,14 @@ def decode_rows(
 def split_label(
     line: bytes, path: str | os.PathLike, line_no: int | None
 ) -> tuple[str, memoryview]:
-    """``b"tulip,1,2"`` → ``("tulip", view of b"1,2")``; a missing or binary label is an error."""
+    """``b"tulip,1,2"`` → ``("tulip", view of b"1,2")``; a missing or binary label is an error.
+
+    Examples
+    --------
+    >>> label, rest = split_label(b"tulip,1,2\\r\\n", "t.csv", 1)
+    >>> label, bytes(rest)
+    ('tulip', b'1,2')
+    """
     end = len(line)
     while end and line[end - 1] in b"\r\n":  # a line end may still be there
         end -= 1
@@ -234,6 +309,17 @@ def split_label(
 
 
 def decode_label(label: bytes, path: str | os.PathLike, line_no: int | None) -> str:
+    """A row's label as text; an empty or non-UTF-8 label is a :class:`CSVFormatError`.
+
+    Examples
+    --------
+    >>> decode_label(b"tulip", "t.csv", 1)
+    'tulip'
+    >>> decode_label(b"\\xff\\xfe", "t.csv", 2)
+    Traceback (most recent call last):
+    ...
+    fitlab.data.csvrows.CSVFormatError: t.csv, line 2: the label b'\\xff\\xfe' is not UTF-8 text...
+    """
     if not label.strip():
         raise CSVFormatError(path, line_no, f"the label (column 1) is empty. {FIX_HINT}")
     try:
@@ -280,8 +366,18 @@ def parse_row(
     return label, images[0]
 
 
-def open_binary(path: str | os.PathLike):
-    """Open a CSV for reading bytes, decompressing it when it is gzip (by its magic bytes)."""
+def open_binary(path: str | os.PathLike) -> io.BufferedIOBase:
+    """Open a CSV for reading bytes, decompressing it when it is gzip (by its magic bytes).
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv.gz"
+    >>> _ = path.write_bytes(gzip.compress(b"tulip,1,2\\n"))
+    >>> with open_binary(path) as f:
+    ...     f.read()
+    b'tulip,1,2\\n'
+    """
     f = open(path, "rb", buffering=1 << 20)  # rows are ~40 kB: read far ahead of them
     if f.read(2) == GZIP_MAGIC:
         f.close()
@@ -296,6 +392,14 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
     ``line_no`` is 1-based; a leading UTF-8 BOM is dropped; the line keeps its
     line end (:func:`split_label` drops it, without copying the row);
     ``complete`` is False only for a last line with no line end.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = path.write_bytes(b"\\xef\\xbb\\xbfa,1\\r\\n\\n  \\nb,2")
+    >>> list(iter_lines(path))
+    [(1, b'a,1\\r\\n', True), (4, b'b,2', False)]
     """
     with open_binary(path) as f:
         for line_no, raw in enumerate(f, start=1):
@@ -320,11 +424,28 @@ def count_rows(path: str | os.PathLike) -> int:
 
 
 def values_for(size: int) -> int:
+    """The values in a row of a ``size × size`` RGB image.
+
+    Examples
+    --------
+    >>> values_for(64)
+    12288
+    """
     return size * size * 3
 
 
 def infer_values(rest: bytes | memoryview, path: str | os.PathLike, line_no: int) -> int:
-    """The values per row, from a first row; it must be ``size × size × 3``."""
+    """The values per row, from a first row; it must be ``size × size × 3``.
+
+    Examples
+    --------
+    >>> infer_values(b"1,2,3,4,5,6,7,8,9,10,11,12", "t.csv", 1)  # a 2 × 2 image
+    12
+    >>> infer_values(b"1,2", "t.csv", 1)
+    Traceback (most recent call last):
+    ...
+    fitlab.data.csvrows.CSVFormatError: t.csv, line 1: 2 values is not size × size × 3 for any...
+    """
     count = bytes(rest).count(b",") + 1
     side = math.isqrt(count // 3)
     if count % 3 or side * side * 3 != count:
@@ -338,11 +459,26 @@ def infer_values(rest: bytes | memoryview, path: str | os.PathLike, line_no: int
 
 
 def side_of(values: int) -> int:
+    """The image side of a row of ``values`` values (the inverse of :func:`values_for`).
+
+    Examples
+    --------
+    >>> side_of(12288)
+    64
+    """
     return math.isqrt(values // 3)
 
 
 class LoadedCSV(tuple):
-    """``(images, labels)`` as :func:`load_csv` returns it; ``.skipped`` lists skipped rows."""
+    """``(images, labels)`` as :func:`load_csv` returns it; ``.skipped`` lists skipped rows.
+
+    Examples
+    --------
+    >>> result = LoadedCSV(np.zeros((0, 1, 1, 3), np.uint8), np.array([], str), [])
+    >>> images, labels = result
+    >>> images.shape, result.skipped
+    ((0, 1, 1, 3), [])
+    """
 
     skipped: list[CSVFormatError]
 
@@ -425,5 +561,3 @@ def load_csv(
 def _show(token: bytes, limit: int = 20) -> str:
     text = repr(token[:limit])
     return text + ("…" if len(token) > limit else "")
-
-

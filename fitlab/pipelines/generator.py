@@ -19,17 +19,17 @@ Examples
 from __future__ import annotations
 
 import os
-import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
+from typing import Any
 
 import keras
 import numpy as np
 
 from fitlab.data import csvrows
 from fitlab.data.csvrows import CSVFormatError
-from fitlab.data.labels import encode_labels
+from fitlab.data.labels import encode_labels, one_hot_rows
 from fitlab.pipelines.meter import InputMeter
 
 MODES = ("train", "eval")
@@ -38,9 +38,9 @@ MODES = ("train", "eval")
 def csv_image_generator(
     input_path: str | os.PathLike,
     bs: int,
-    lb,
+    lb: Any,
     mode: str = "train",
-    aug=None,
+    aug: Any = None,
     *,
     on_bad_row: str = "raise",
     meter: InputMeter | None = None,
@@ -56,16 +56,16 @@ def csv_image_generator(
        every pass after the first lost row 1.
     2. When the row count divided by ``bs`` it yielded an *empty* batch at the
        end of the file, which made ``predict`` fail on its last step.
-    3. It parsed with ``[int(x) for x in line[1:]]`` into ``float32``: slow
-       (about 1/10 of this parser's speed), and it accepted ``" 12"``,
-       ``"+12"``, ``"1_2"``, ``300`` or ``-5`` as pixel values.
+    3. It parsed each value with ``int(x)``: slow (``python -m fitlab bench
+       pipeline`` times both), and it took ``" 12"``, ``"+12"`` and ``"1_2"``
+       for the pixel value 12.
 
     Here ``"train"`` loops forever and wraps at the end of the file without
     losing or repeating a row (the batch that straddles the end is filled
     from the start); ``"eval"`` yields every row exactly once — ``ceil(N / bs)``
     batches, the last one partial, never an empty one — and then stops. The
     collected lines of a batch are parsed together by the fast, strict parser
-    of :mod:`fitlab.csvrows`; a bad row raises :class:`CSVFormatError` naming
+    of :mod:`fitlab.data.csvrows`; a bad row raises :class:`CSVFormatError` naming
     the file and line, or, with ``on_bad_row="skip"``, is skipped with a
     :class:`fitlab.BadRowsWarning`.
 
@@ -101,7 +101,9 @@ def csv_image_generator(
     >>> [x.shape[0] for x, y in csv_image_generator(path, 2, classes, mode="eval")]
     [2, 2, 1]
     """
-    batches = _batches(input_path, bs, lb, mode, aug, on_bad_row, meter)
+    batches = _batches(input_path, bs, lb, mode, aug, on_bad_row)
+    if meter is not None:
+        batches = meter.timed(batches)  # the consumer waits exactly as long as each next()
     if mode == "train":
         _ENDLESS.add(batches)
     return batches
@@ -133,7 +135,7 @@ def is_endless(source: object) -> bool:
 _ENDLESS: weakref.WeakSet = weakref.WeakSet()
 
 
-def _batches(input_path, bs, lb, mode, aug, on_bad_row, meter) -> Iterator:
+def _batches(input_path, bs, lb, mode, aug, on_bad_row) -> Iterator:
     """The generator behind :func:`csv_image_generator` (arguments checked on first ``next``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -143,7 +145,6 @@ def _batches(input_path, bs, lb, mode, aug, on_bad_row, meter) -> Iterator:
     rows = _Rows(input_path, forever=mode == "train", on_bad_row=on_bad_row)
     values = None
     while True:
-        started = time.perf_counter()
         images, labels, lines = [], [], []
         while len(labels) < bs:  # fill a batch line by line (parsed together: much faster)
             batch = list(islice(rows, bs - len(labels)))
@@ -168,8 +169,6 @@ def _batches(input_path, bs, lb, mode, aug, on_bad_row, meter) -> Iterator:
         targets = encode(labels, input_path, lines)
         if aug is not None:
             images, targets = apply_augmentation(aug, images, targets)
-        if meter is not None:
-            meter.add(time.perf_counter() - started, images=len(images))
         yield images, targets
 
 
@@ -233,28 +232,44 @@ def _label_encoder(lb) -> Callable:
     """``encode(labels, path, lines)``: a fitted LabelBinarizer's output, or one-hot rows.
 
     With a ``LabelBinarizer`` the result is what ``lb.transform(labels)`` returns
-    (its dtype, and its single column for two classes), looked up in a table
-    made once from ``lb.transform(lb.classes_)``: calling scikit-learn on every
-    batch costs more than parsing the batch.
+    (its dtype, its single column for two classes, a sparse matrix with
+    ``sparse_output=True``): rows of the table ``lb.transform(lb.classes_)``,
+    made once, picked by :func:`fitlab.data.labels.encode_labels`. Calling
+    scikit-learn on every batch made the generator up to about half as fast
+    (``docs/measurements.md``).
     """
     if hasattr(lb, "classes_") and hasattr(lb, "transform"):
         classes = [str(c) for c in lb.classes_]
-        table = np.asarray(lb.transform(lb.classes_))
-    elif isinstance(lb, str) or not isinstance(lb, Sequence | np.ndarray):
+        table = lb.transform(lb.classes_)  # row i encodes classes_[i]
+        return lambda labels, path, lines: table[encode_labels(labels, classes, path, lines)]
+    if isinstance(lb, str) or not isinstance(lb, Sequence | np.ndarray):
         raise TypeError(
             "lb must be a fitted sklearn LabelBinarizer or a sequence of class names, "
             f"got {type(lb).__name__}"
         )
-    else:
-        classes = [str(c) for c in lb]
-        table = np.eye(len(classes), dtype=np.float32)
-    return lambda labels, path, lines: table[encode_labels(labels, classes, path, lines)]
+    classes = [str(c) for c in lb]
+    return lambda labels, path, lines: one_hot_rows(
+        encode_labels(labels, classes, path, lines), len(classes)
+    )
 
 
-def apply_augmentation(aug, images: np.ndarray, targets, sample_weights=None):
+def apply_augmentation(aug: Any, images: np.ndarray, targets: Any) -> tuple[np.ndarray, Any]:
     """Augment one batch: a Keras-2 ``.flow`` object, a Keras layer, or any callable.
 
-    Returns ``(images float32 0–255, targets)`` (order kept).
+    A Keras layer is called with ``training=True`` (without it, it would
+    return the batch unchanged); a ``.flow`` object draws one unshuffled batch.
+
+    Returns
+    -------
+    (images, targets)
+        Images ``float32`` in 0–255, in the order given; targets as given.
+
+    Examples
+    --------
+    >>> batch = np.zeros((2, 1, 1, 3), dtype=np.uint8)
+    >>> x, y = apply_augmentation(lambda b: 255 - b, batch, [0, 1])
+    >>> x.dtype, x[0, 0, 0].tolist(), y
+    (dtype('float32'), [255.0, 255.0, 255.0], [0, 1])
     """
     if hasattr(aug, "flow"):  # ImageDataGenerator: one batch, unshuffled
         batch = next(
@@ -268,6 +283,16 @@ def apply_augmentation(aug, images: np.ndarray, targets, sample_weights=None):
     return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32), targets
 
 
-def check_batch_size(bs) -> None:
+def check_batch_size(bs: Any) -> None:
+    """Refuse a batch size that is not a positive integer (``True`` included).
+
+    Examples
+    --------
+    >>> check_batch_size(32)
+    >>> check_batch_size(2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: the batch size must be a positive integer, got 2.5
+    """
     if isinstance(bs, bool) or not isinstance(bs, int | np.integer) or bs < 1:
         raise ValueError(f"the batch size must be a positive integer, got {bs!r}")

@@ -8,8 +8,8 @@ near 0 the model is the bottleneck; near 1 the input is.
 What exactly is measured, source by source:
 
 ``csv_image_generator``
-    The time from the consumer's ``next()`` resuming the generator to the
-    batch being yielded: the consumer is blocked for exactly that long.
+    Each ``next()``, through :meth:`InputMeter.timed`: the generator runs only
+    while the consumer waits in ``next()``, so this is exactly its wait.
 ``CSVSequence`` without background workers (``workers=1``, threads)
     The time spent in ``__getitem__``, which runs in the caller's thread: again
     exactly the time the caller is blocked.
@@ -40,14 +40,13 @@ processes add to the same meter; updates are locked.
 
 Examples
 --------
+>>> import numpy as np
 >>> meter = InputMeter()
->>> meter.add(0.25, images=32)
->>> meter.wait_s, meter.batches, meter.images
-(0.25, 1, 32)
->>> with meter.waiting(images=32):
-...     pass
->>> meter.batches
-2
+>>> batches = [(np.zeros((32, 2)), np.zeros(32)), (np.zeros((8, 2)), np.zeros(8))]
+>>> [len(x) for x, y in meter.timed(batches)]
+[32, 8]
+>>> meter.batches, meter.images
+(2, 40)
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 
@@ -68,6 +66,14 @@ class InputMeter:
         Seconds waited, summed; never decreases except by :meth:`reset`.
     batches, images : int
         How many batches and images were handed over.
+
+    Examples
+    --------
+    >>> meter = InputMeter()
+    >>> meter.add(0.25, images=32)
+    >>> meter.add(0.5, images=8)
+    >>> meter
+    InputMeter(wait_s=0.750, batches=2, images=40)
     """
 
     def __init__(self):
@@ -88,25 +94,36 @@ class InputMeter:
         return int(self._values[2])
 
     def add(self, wait_s: float, images: int = 0, batches: int = 1) -> None:
-        """Record ``batches`` batches of ``images`` images that kept the consumer ``wait_s`` s."""
+        """Record ``batches`` batches of ``images`` images that kept the consumer ``wait_s`` s.
+
+        A negative ``wait_s`` (a clock stepping back) counts as 0, so ``wait_s``
+        never shrinks.
+
+        Examples
+        --------
+        >>> meter = InputMeter()
+        >>> meter.add(-1.0, images=4)
+        >>> meter.wait_s, meter.batches, meter.images
+        (0.0, 1, 4)
+        """
         with self._lock:
             self._values[0] += max(0.0, float(wait_s))
             self._values[1] += batches
             self._values[2] += images
 
     def reset(self) -> None:
-        """Start counting again from zero."""
+        """Start counting again from zero.
+
+        Examples
+        --------
+        >>> meter = InputMeter()
+        >>> meter.add(0.5, images=32)
+        >>> meter.reset()
+        >>> meter.wait_s, meter.batches, meter.images
+        (0.0, 0, 0)
+        """
         with self._lock:
             self._values[0] = self._values[1] = self._values[2] = 0.0
-
-    @contextmanager
-    def waiting(self, images: int = 0) -> Iterator[None]:
-        """Time the ``with`` block as one batch's wait."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(time.perf_counter() - start, images=images)
 
     def timed(self, batches: Iterable, rows: Callable[[Any], int] | None = None) -> Iterator:
         """Yield from ``batches``, timing each ``next()`` as the consumer's wait.

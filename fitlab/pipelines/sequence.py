@@ -33,10 +33,10 @@ import numpy as np
 from fitlab._private import terminate_keras_worker_pools, thread_is_running
 from fitlab.data import csvrows
 from fitlab.data.csvrows import CSVFormatError
-from fitlab.data.labels import label_codes, unknown_label_reason
+from fitlab.data.labels import classes_of, label_codes, one_hot_rows, unknown_label_reason
 from fitlab.data.rowindex import index_rows, is_gzip, plain_copy
 from fitlab.pipelines.generator import apply_augmentation, check_batch_size
-from fitlab.pipelines.meter import InputMeter
+from fitlab.pipelines.meter import InputMeter, rows_in
 
 
 def _check_fork_safe(augment, use_multiprocessing: bool) -> None:
@@ -223,7 +223,7 @@ class CSVSequence(keras.utils.PyDataset):
         self._index = index
         if on_bad_row == "skip":
             self._drop_bad_rows()
-        self.classes = list(classes) if classes is not None else sorted(set(index.labels))
+        self.classes = list(classes) if classes is not None else classes_of(index.labels)
         self._codes = self._encode_labels(on_bad_row)
         self.skipped.sort(key=lambda e: e.line or 0)
         csvrows.report_skipped(self.path, self.skipped)
@@ -249,21 +249,48 @@ class CSVSequence(keras.utils.PyDataset):
         rows = self.rows_of_batch(i)
         x = self._images(rows).reshape((-1,) + self.image_shape)
         codes = self._codes[rows]
-        y = np.eye(len(self.classes), dtype=np.float32)[codes] if self.one_hot else codes
+        y = one_hot_rows(codes, len(self.classes)) if self.one_hot else codes
         if self.augment is not None:
             x, y = apply_augmentation(self.augment, x, y)
         batch = (x, y) if self._weights is None else (x, y, self._weights[rows])
         if self.meter is not None:
             background = self.workers > 1 or self.use_multiprocessing
             spent = time.perf_counter() - started
-            self.meter.add(spent / self.workers if background else spent, images=len(x))
+            self.meter.add(spent / self.workers if background else spent, images=rows_in(batch))
         return batch
 
     def on_epoch_begin(self) -> None:
+        """Keras's hook at the start of an epoch: with worker processes, watch that epoch.
+
+        Should the Keras call running it (``fit``, ``evaluate``, ``predict``) be
+        left before the epoch ends, the workers are stopped (see :meth:`close`).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=4, size=1)
+        >>> seq = CSVSequence(path, 2)  # no worker processes: nothing to watch
+        >>> seq.on_epoch_begin(), seq.epoch
+        (None, 0)
+        """
         if self._guard is not None:
             self._guard.open_epoch(inspect.currentframe().f_back)
 
     def on_epoch_end(self) -> None:
+        """Count the epoch and, with ``shuffle=True``, draw the next epoch's row order.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=6, size=1)
+        >>> seq = CSVSequence(path, batch_size=6, shuffle=True, seed=1)
+        >>> first = seq.rows_of_batch(0).tolist()
+        >>> seq.on_epoch_end()
+        >>> seq.epoch, sorted(seq.rows_of_batch(0).tolist()), seq.rows_of_batch(0).tolist() != first
+        (1, [0, 1, 2, 3, 4, 5], True)
+        """
         # Keras calls this after stopping its workers, so the next epoch's
         # (re-forked) workers all see the new order.
         if self._guard is not None:
@@ -273,7 +300,19 @@ class CSVSequence(keras.utils.PyDataset):
             self._order = self._permutation()
 
     def close(self) -> None:
-        """Terminate any Keras worker processes still running for this dataset."""
+        """Terminate any Keras worker processes still running for this dataset.
+
+        ``with CSVSequence(...) as seq:`` calls it on leaving the block.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=4, size=1)
+        >>> with CSVSequence(path, 2, workers=2, use_multiprocessing=True) as seq:
+        ...     len(seq)
+        2
+        """
         if self._guard is not None:
             self._guard.close_epoch()
             self._guard.stop_workers()
@@ -287,11 +326,29 @@ class CSVSequence(keras.utils.PyDataset):
     # -- public helpers ---------------------------------------------------------
     @property
     def rows(self) -> int:
-        """The number of data rows."""
+        """The number of data rows (bad rows skipped with ``on_bad_row="skip"`` not counted).
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=5, size=1)
+        >>> CSVSequence(path, batch_size=2).rows
+        5
+        """
         return len(self._index)
 
     def rows_of_batch(self, i: int) -> np.ndarray:
-        """Positions (in file order, 0-based among data rows) of batch ``i``'s rows."""
+        """Positions (in file order, 0-based among data rows) of batch ``i``'s rows.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=5, size=1)
+        >>> [CSVSequence(path, batch_size=2).rows_of_batch(i).tolist() for i in range(3)]
+        [[0, 1], [2, 3], [4]]
+        """
         stop = min((i + 1) * self.batch_size, len(self._index))
         if self._order is None:
             return np.arange(i * self.batch_size, stop)

@@ -5,12 +5,14 @@
     TextLineDataset ─▶ (line number, line) ─▶ drop blank lines ─▶ [shuffle lines]
       ─▶ batch ─▶ parse (parallel map) ─▶ [cache] ─▶ [repeat] ─▶ [augment] ─▶ prefetch
 
-The parse runs the same algorithm as :mod:`fitlab.csvrows` in TensorFlow
-ops: the value parts of a batch of lines are joined into one string,
-``decode_raw`` turns it into bytes, ``tf.where`` finds the separators and
-lookup tables turn the four bytes before each separator into its value. The
-same counts prove the batch clean; when they do not (or a label is unknown
-or empty), the batch goes to :func:`fitlab.data.csvrows.strict_values` through a
+The parse runs the same algorithm as :mod:`fitlab.data.csvrows` in
+TensorFlow ops: the value parts of a batch of lines are joined into one
+string, ``decode_raw`` turns it into bytes, ``tf.where`` finds the separators
+and lookup tables turn the four bytes before each separator into its value.
+The labels become class indices through :func:`fitlab.data.labels.label_codes`
+(a small ``tf.py_function``), as in every other reader. The same counts prove
+the batch clean; when they do not (or a label is unknown or empty), the batch
+goes to :func:`fitlab.data.csvrows.strict_values` through a
 ``tf.py_function``, which either parses valid odd spellings (``007``) or
 raises a :class:`~fitlab.CSVFormatError` naming the file and the
 line: iteration stops with that message, and no corrupt batch is yielded.
@@ -30,15 +32,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from fitlab.data import csvrows
-from fitlab.data.labels import classes_from_csv, encode_labels
+from fitlab.data.labels import classes_from_csv, encode_labels, label_codes
 from fitlab.data.rowindex import is_gzip
-from fitlab.pipelines.meter import InputMeter
+from fitlab.pipelines.generator import check_batch_size
+from fitlab.pipelines.meter import InputMeter, rows_in
 
 AUTOTUNE = tf.data.AUTOTUNE
 _BLANK = "[ \t\r\x0b\x0c]*"
@@ -54,7 +57,7 @@ def csv_dataset(
     seed: int | None = None,
     cache: bool = False,
     repeat: bool = False,
-    augment=None,
+    augment: Callable | None = None,
     size: int = 64,
     meter: InputMeter | None = None,
 ) -> tf.data.Dataset:
@@ -92,10 +95,14 @@ def csv_dataset(
 
     Examples
     --------
-    >>> ds = csv_dataset("flowers17_training.csv", shuffle_buffer=1024, seed=42)  # doctest: +SKIP
+    >>> import tempfile, pathlib
+    >>> from fitlab.data import make_synthetic_csv
+    >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=5, size=2)
+    >>> ds = csv_dataset(path, batch_size=4, size=2, one_hot=False, shuffle_buffer=5, seed=0)
+    >>> int(ds.cardinality()), sorted(int(code) for _, y in ds for code in y)
+    (2, [0, 0, 1, 2, 2])
     """
-    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_batch_size(batch_size)
     if shuffle_buffer < 0:
         raise ValueError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
     path = os.fspath(path)
@@ -141,8 +148,14 @@ def _batch_parser(path: str, classes: list[str], size: int, one_hot: bool):
     values = csvrows.values_for(size)
     hi = tf.constant(csvrows.HI_TABLE.astype(np.int32))
     lo = tf.constant(csvrows.LO_TABLE.astype(np.int32))
-    class_names = tf.constant(classes)
     pad = csvrows.PAD.decode()
+    # The labels arrive as bytes: look them up among the class names as bytes.
+    class_bytes = [name.encode("utf-8") for name in classes]
+
+    def known_codes(labels):
+        # The one label encoder, fitlab.data.labels; -1 (unknown) sends the
+        # batch to the strict path, which names the file and the line.
+        return label_codes(labels.numpy().tolist(), class_bytes).astype(np.int32)
 
     def strict(line_nos, lines):
         # The precise path: exact values for odd but valid rows, or CSVFormatError(file, line).
@@ -177,13 +190,12 @@ def _batch_parser(path: str, classes: list[str], size: int, one_hot: bool):
         hundreds = tf.gather(lo, tf.gather(b, ends - 3) * 256 + tf.gather(b, ends - 4))
         low = tf.bitwise.bitwise_and(digits, 0x7FFF)
         pixels = low + hundreds * tf.bitwise.right_shift(digits, 15)
-        matches = tf.equal(labels[:, None], class_names[None, :])
+        codes = tf.reshape(tf.py_function(known_codes, [labels], tf.int32), [n])
         clean = tf.logical_and(clean, tf.reduce_all(pixels <= 255))
-        clean = tf.logical_and(clean, tf.reduce_all(tf.reduce_any(matches, axis=1)))
+        clean = tf.logical_and(clean, tf.reduce_all(codes >= 0))  # every label a class
 
         def fast():
-            images = tf.reshape(tf.cast(pixels, tf.uint8), [n, size, size, 3])
-            return images, tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int32)
+            return tf.reshape(tf.cast(pixels, tf.uint8), [n, size, size, 3]), codes
 
         def slow():
             images, codes = tf.py_function(strict, [line_nos, lines], [tf.uint8, tf.int32])
@@ -215,14 +227,13 @@ def _metered(ds: tf.data.Dataset, meter: InputMeter) -> tf.data.Dataset:
     sequential and stateful, runs in the same call and records the gap.
     """
 
-    def record(waited, images):
-        meter.add(float(waited), images=int(images))
+    def record(waited, *batch):
+        meter.add(float(waited), images=rows_in(batch))
         return np.int32(0)
 
     def done(asked, batch):
         waited = tf.timestamp() - asked
-        count = tf.shape(tf.nest.flatten(batch)[0])[0]
-        recorded = tf.py_function(record, [waited, count], tf.int32)
+        recorded = tf.py_function(record, [waited, *tf.nest.flatten(batch)], tf.int32)
         with tf.control_dependencies([recorded]):
             return tf.nest.map_structure(tf.identity, batch)
 
