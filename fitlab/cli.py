@@ -70,11 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(train)
     train.set_defaults(run=_run_train)
 
+    # No -h of its own: `bench NAME --help` is passed on, so it shows NAME's options.
     bench = commands.add_parser(
         "bench",
         help="benchmarks that print tables",
         description=f"benchmarks: {', '.join(BENCHMARKS)}; "
         "`python -m fitlab bench NAME --help` for options",
+        add_help=False,
     )
     bench.add_argument("name", choices=BENCHMARKS)
     bench.set_defaults(run=_run_bench)

@@ -31,3 +31,25 @@ def test_bench_loops_refuses_a_run_with_no_timed_steps(capsys):
     with pytest.raises(SystemExit):
         loops.main(["--steps", "0"])
     assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_bench_pipeline_compares_the_generator_given_a_label_binarizer(capsys, flowers17_csvs):
+    from fitlab.bench import pipeline
+
+    argv = ["--rows", "64", "--tutorial-rows", "32", "--repeats", "1", "--no-augment"]
+    assert pipeline.main([*argv, "--no-memory", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    sources = [row["source"] for row in report["speed"]]
+    assert "csv_image_generator (eval, LabelBinarizer)" in sources
+    assert "csv_image_generator LabelBinarizer / class names" in report["goals"]
+
+
+def test_bench_name_help_shows_that_benchmarks_options(capsys):
+    from fitlab import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["bench", "pipeline", "--help"])
+    assert stop.value.code == 0
+    assert "python -m fitlab bench pipeline" in capsys.readouterr().out
