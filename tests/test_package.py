@@ -34,3 +34,34 @@ def test_cli_help_lists_the_commands():
     ).stdout
     for command in ("data", "train", "bench"):
         assert command in out
+
+
+def _public_callables():
+    """Every public function and class of fitlab, fitlab.compat and fitlab.exercises."""
+    import inspect
+
+    import fitlab.compat
+    import fitlab.exercises
+
+    for module, names in (
+        (fitlab, fitlab.__all__),
+        (fitlab.compat, fitlab.compat.__all__),
+        (fitlab.exercises, fitlab.exercises.__all__),
+    ):
+        for name in names:
+            value = getattr(module, name)
+            if inspect.isfunction(value) or inspect.isclass(value):
+                yield f"{module.__name__}.{name}", value
+
+
+def test_every_public_function_and_class_has_a_runnable_example():
+    # `make test` runs these examples (--doctest-modules); a skipped one does not count.
+    import doctest
+
+    finder = doctest.DocTestFinder(recurse=False)
+    without = []
+    for qualified, value in _public_callables():
+        examples = [e for test in finder.find(value) for e in test.examples]
+        if not [e for e in examples if not e.options.get(doctest.SKIP)]:
+            without.append(qualified)
+    assert without == [], f"no runnable example in the docstring of {without}"
