@@ -166,7 +166,7 @@ def test_fitlab_sources_give_one_prediction_per_csv_row(model, tmp_path):
 
 def test_empty_source_and_bad_sources(model):
     assert predict_all(model, iter([])).shape == (0, len(CLASSES))
-    with pytest.raises(TypeError, match="cannot read a int"):
+    with pytest.raises(TypeError, match="a int is not a data source"):
         predict_all(model, 3)
     with pytest.raises(ValueError, match="steps must be a positive"):
         predict_all(model, rows(2), steps=0)
