@@ -22,20 +22,66 @@ from fitlab.config import BENCHMARKS, METHODS, RECIPES
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    A mistake in the input (a bad argument, a path that cannot be written, a
+    malformed CSV or archive) prints one line, ``fitlab COMMAND: error: what is
+    wrong (which file) — what to do``, and returns 2; ``--debug`` shows the
+    traceback instead. Anything else is a bug in fitlab and raises.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "a-file"
+    >>> _ = file.write_text("")
+    >>> main(["train", "--method", "fit", "--out", str(file / "run")])
+    2
+    """
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command != "bench" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args, rest)
-    except Exception as exc:  # a clear one-line error instead of a traceback
-        from fitlab.data import DatasetError
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None or getattr(args, "debug", False):
+            raise
+        print(f"fitlab {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
-        if isinstance(exc, DatasetError | ValueError | FileNotFoundError):
-            print(f"fitlab {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+
+def user_error(exc: BaseException) -> str | None:
+    """The one-line message for an exception caused by the user's input, else None.
+
+    Examples
+    --------
+    >>> user_error(NotADirectoryError(20, "Not a directory", "runs/x/out"))
+    'runs/x/out: not a directory, or a file stands in its path; choose another path'
+    >>> user_error(KeyError("a bug")) is None
+    True
+    """
+    from PIL import Image
+
+    from fitlab.data import DatasetError
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"{exc} The archive is not the official 17flowers.tgz: use that one"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {_OS_ERRORS.get(type(exc), exc.strerror or str(exc))}"
+    if isinstance(exc, DatasetError | ValueError | OSError):
+        return str(exc)
+    return None
+
+
+# What an OSError about a path means for the user, and what to do.
+_OS_ERRORS = {
+    PermissionError: "permission denied; choose a folder you can write to",
+    FileExistsError: "a file stands where a folder is needed; choose another path",
+    NotADirectoryError: "not a directory, or a file stands in its path; choose another path",
+    IsADirectoryError: "is a folder where a file is needed; give the file's path",
+    FileNotFoundError: "not found; check the path",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_options(data)
     data.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     data.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    data.add_argument("--debug", action="store_true", help="show the traceback of an error")
     data.set_defaults(run=_run_data)
 
     train = commands.add_parser("train", help="the tutorial's train.py, end to end")
@@ -68,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", type=Path, required=True, help="folder for report, plot, model")
     _data_options(train)
+    train.add_argument("--debug", action="store_true", help="show the traceback of an error")
     train.set_defaults(run=_run_train)
 
     # No -h of its own: `bench NAME --help` is passed on, so it shows NAME's options.

@@ -36,7 +36,7 @@ from fitlab.data import (
     prepare_flowers17,
 )
 from fitlab.evaluate import predict_all, report
-from fitlab.files import write_atomically
+from fitlab.files import writable_folder, write_atomically
 from fitlab.loops import train_on_batches
 from fitlab.models import MiniVGGNet
 from fitlab.pipelines import CSVSequence
@@ -142,8 +142,7 @@ def train_tutorial(
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out)  # before hours of training, not after
     if files is None:
         files = prepare_flowers17(data_dir=data_dir, archive=archive, progress=bool(verbose))
     classes = classes_from_csv(files.train)  # sorted, as the tutorial's LabelBinarizer

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from fitlab.data.flowers17 import (
     prepare_flowers17,
     split_rows,
 )
-from fitlab.files import write_atomically
+from fitlab.files import hold_write_lock, write_atomically
 
 N_IMAGES = 1360
 
@@ -352,6 +353,151 @@ def test_write_atomically_leaves_no_temp_file_when_interrupted(tmp_path, monkeyp
     with pytest.raises(OSError, match="disk full"):
         write_atomically(target, b"new\n")
     assert target.read_bytes() == b"old\n" and [p.name for p in tmp_path.iterdir()] == ["f.csv"]
+
+
+# -- what the data dir may hold: names inside it, no leftovers ------------------------------
+
+
+@pytest.fixture
+def built(tmp_path, archive) -> Path:
+    """A data dir with current 2×2 CSVs and their manifest."""
+    out = tmp_path / "out"
+    prepare_flowers17(data_dir=out, archive=archive, size=2)
+    return out
+
+
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("{outside}", "an absolute path"),
+        ("../outside.csv", "climbs out of the folder"),
+        ("sub/flowers17_training.csv", "folder separator"),
+        ("..", "not a file name"),
+    ],
+)
+def test_manifest_naming_a_file_outside_the_data_dir_is_refused(
+    tmp_path, archive, built, name, why
+):
+    """Today's code took such a manifest as current and returned the files."""
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(b"not yours\n")
+    name = name.format(outside=outside)
+    manifest_path = built / data.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][name] = {"rows": 1, "bytes": 10, "sha256": hashlib.sha256(b"").hexdigest()}
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError) as raised:
+        prepare_flowers17(data_dir=built, archive=archive, size=2)
+    message = str(raised.value)
+    for part in (str(manifest_path), "'files'", repr(name), why, "Delete", "to rebuild"):
+        assert part in message
+
+
+def test_manifest_vouching_for_a_csv_that_links_out_of_the_data_dir_is_refused(
+    tmp_path, archive, built
+):
+    train = built / data.TRAIN_CSV
+    elsewhere = tmp_path / "elsewhere.csv"
+    train.rename(elsewhere)  # same bytes: today's code found them current
+    train.symlink_to(elsewhere)
+    with pytest.raises(DatasetError, match="symbolic link that leads out") as raised:
+        prepare_flowers17(data_dir=built, archive=archive, size=2)
+    assert repr(data.TRAIN_CSV) in str(raised.value)
+
+
+def test_manifest_that_is_a_link_out_of_the_data_dir_is_refused(tmp_path, archive, built):
+    manifest = built / data.MANIFEST
+    manifest.rename(tmp_path / "elsewhere.json")
+    manifest.symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(DatasetError, match=f"{data.MANIFEST}' is a symbolic link that leads out"):
+        prepare_flowers17(data_dir=built, archive=archive, size=2)
+
+
+def test_leftovers_of_a_killed_build_or_archive_download_are_removed(archive, built):
+    long_ago, now, future = 1_000_000_000, time.time(), time.time() + 3600  # 2001 …
+    names = {
+        long_ago: [
+            ".flowers17_training.csv.abc123.tmp",
+            ".flowers17_testing.csv.def456.tmp",
+            ".flowers17_manifest.json.ghi789.tmp",
+            "17flowers.tgzq1w2e3r4.part",
+        ],
+        now: [".flowers17_training.csv.n0w000.tmp", "17flowers.tgzn0w000.part"],
+        future: [".flowers17_testing.csv.future.tmp"],
+    }
+    not_ours = [".notes.txt.abc.tmp", "other.tgz.part", "flowers17_old.csv"]
+    for mtime, group in [*names.items(), (long_ago, not_ours)]:
+        for name in group:
+            (built / name).write_bytes(b"half")
+            os.utime(built / name, (mtime, mtime))
+    # A download that started before this process and stalled: old, but still held open.
+    stalled = built / "17flowers.tgzst4ll3d.part"
+    stalled_fd = os.open(stalled, os.O_RDWR | os.O_CREAT)
+    hold_write_lock(stalled_fd)
+    os.utime(stalled, (long_ago, long_ago))
+    before = _inodes(built / data.TRAIN_CSV, built / data.TEST_CSV)
+
+    try:
+        prepare_flowers17(data_dir=built, archive=archive, size=2)
+    finally:
+        os.close(stalled_fd)
+
+    assert sorted(p.name for p in built.iterdir()) == sorted(
+        [data.TRAIN_CSV, data.TEST_CSV, data.MANIFEST, stalled.name]
+        + [*names[now], *names[future], *not_ours]
+    )
+    assert _inodes(built / data.TRAIN_CSV, built / data.TEST_CSV) == before  # still current
+
+
+@pytest.fixture
+def trickling_url():
+    """A server that promises 1 MB and sends one byte every 10 ms: no read ever times out."""
+    stop = threading.Event()
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(10**6))
+            self.end_headers()
+            try:
+                while not stop.is_set():
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.01)
+            except OSError:  # the client gave up
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/17flowers.tgz"
+    stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_archive_download_that_trickles_stops_at_its_deadline(tmp_path, trickling_url):
+    start = time.monotonic()
+    with pytest.raises(DatasetError) as raised:
+        data.download_archive(
+            tmp_path / data.ARCHIVE_NAME, trickling_url, "0" * 32, timeout=10, deadline_s=0.5
+        )
+    assert time.monotonic() - start < 5  # the deadline, not the timeout of each read
+    message = str(raised.value)
+    assert trickling_url in message and "within 0.5 s" in message and "--archive" in message
+    received = int(message.split(" bytes received")[0].rsplit("(", 1)[1])
+    assert 0 < received < 10**6
+    assert list(tmp_path.iterdir()) == []  # no .part left behind
+
+
+def test_archive_download_deadline_defaults_to_minutes_not_forever():
+    import inspect
+
+    default = inspect.signature(data.download_archive).parameters["deadline_s"].default
+    assert 5 * 60 <= default <= 2 * 3600
 
 
 # -- the command line ---------------------------------------------------------------------

@@ -1,5 +1,9 @@
 """Checkpoint and resume: a run SIGKILLed at a random epoch resumes exactly.
 
+The in-process tests below pin what a checkpoint folder may and may not hold:
+``checkpoint.json`` names only files inside it, a killed save's temp files are
+cleared on the next run, and a saved model is flushed to disk.
+
 Two workers (tests/resume_worker.py) start together: one trains straight
 through, the other is killed with SIGKILL once a randomly chosen number of
 epochs is committed to its checkpoint. A third process resumes the killed
@@ -20,8 +24,13 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
+
+from fitlab import ResumableCheckpoint, resume_from
+from fitlab.callbacks.checkpoint import save_model_atomically
+from fitlab.files import EscapingNameError
 
 EPOCHS = 5
 WORKER = Path(__file__).with_name("resume_worker.py")
@@ -102,3 +111,168 @@ def test_killed_run_resumes_to_the_same_history_and_weights(tmp_path):
     assert len(got_weights) == len(want_weights)
     for got, want in zip(got_weights, want_weights, strict=True):
         np.testing.assert_array_equal(got, want, err_msg=why)
+
+
+# -- in process: what a checkpoint folder may hold ------------------------------------------
+
+
+def tiny_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.1), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    return model
+
+
+def train(directory: Path, epochs: int = 1, initial_epoch: int = 0, model=None) -> None:
+    x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+    (model or tiny_model()).fit(
+        x,
+        y,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        verbose=0,
+        callbacks=[ResumableCheckpoint(directory)],
+    )
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """A checkpoint folder with one committed epoch, and a copy of its files outside it."""
+    directory = tmp_path / "ckpt"
+    train(directory)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("epoch-0001.keras", "epoch-0001.rng.npz", "checkpoint.json"):
+        (outside / name).write_bytes((directory / name).read_bytes())
+    return directory
+
+
+def rewrite_state(directory: Path, **entries) -> Path:
+    path = directory / "checkpoint.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, **entries}))
+    return path
+
+
+@pytest.mark.parametrize("entry", ["model", "rng"])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("{outside}/epoch-0001.SUFFIX", "an absolute path"),
+        ("../outside/epoch-0001.SUFFIX", "climbs out of the folder"),
+        ("sub/epoch-0001.SUFFIX", "folder separator"),
+        ("..", "not a file name"),
+    ],
+)
+def test_resume_from_refuses_a_checkpoint_naming_a_file_outside_its_folder(
+    checkpoint, entry, name, why
+):
+    """Each of these names leads to a loadable copy; today's code loaded it."""
+    suffix = "keras" if entry == "model" else "rng.npz"
+    sub = checkpoint / "sub"
+    sub.mkdir()
+    (sub / f"epoch-0001.{suffix}").write_bytes((checkpoint / f"epoch-0001.{suffix}").read_bytes())
+    name = name.format(outside=checkpoint.parent / "outside").replace("SUFFIX", suffix)
+    state = rewrite_state(checkpoint, **{entry: name})
+    with pytest.raises(EscapingNameError) as raised:
+        resume_from(checkpoint)
+    message = str(raised.value)
+    for part in (str(state), repr(entry), repr(name), why, "Delete the folder to start afresh"):
+        assert part in message
+    assert isinstance(raised.value, ValueError)  # what resume_from raised for bad checkpoints
+    # The callback reads the same file when training begins, and refuses it too.
+    with pytest.raises(EscapingNameError, match=why):
+        train(checkpoint, epochs=2, initial_epoch=1)
+
+
+@pytest.mark.parametrize("entry", ["model", "rng"])
+def test_resume_from_refuses_a_checkpoint_file_that_is_a_link_out_of_its_folder(checkpoint, entry):
+    suffix = "keras" if entry == "model" else "rng.npz"
+    link = checkpoint / f"epoch-0001.{suffix}"
+    link.unlink()
+    link.symlink_to(checkpoint.parent / "outside" / link.name)
+    with pytest.raises(EscapingNameError, match="symbolic link that leads out") as raised:
+        resume_from(checkpoint)
+    assert str(checkpoint / "checkpoint.json") in str(raised.value)
+    assert repr(link.name) in str(raised.value)
+
+
+def test_resume_from_refuses_a_checkpoint_json_that_is_a_link_out_of_its_folder(checkpoint):
+    state = checkpoint / "checkpoint.json"
+    state.unlink()
+    state.symlink_to(checkpoint.parent / "outside" / "checkpoint.json")
+    with pytest.raises(EscapingNameError, match="'checkpoint.json' is a symbolic link"):
+        resume_from(checkpoint)
+
+
+def test_resume_from_accepts_a_link_that_stays_inside_the_checkpoint(checkpoint):
+    (checkpoint / "epoch-0001.keras").rename(checkpoint / "kept.keras")
+    (checkpoint / "epoch-0001.keras").symlink_to("kept.keras")
+    assert resume_from(checkpoint).initial_epoch == 1
+
+
+def leftover(path: Path, mtime: float, folder: bool = False) -> Path:
+    """A temp file, or a temp folder holding a half-saved model, last modified at ``mtime``."""
+    if folder:
+        path.mkdir()
+        inner = path / path.name[1:].rsplit(".", 1)[0]  # .epoch-0002.keras.* holds epoch-0002.keras
+        inner.write_bytes(b"half a zip")
+        os.utime(inner, (mtime, mtime))
+    else:
+        path.write_bytes(b"half")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_checkpoint_removes_leftovers_of_a_killed_save_but_not_a_live_one(checkpoint):
+    long_ago, now, future = 1_000_000_000, time.time(), time.time() + 3600  # 2001 …
+    killed = [
+        leftover(checkpoint / ".epoch-0002.keras.k1ll3d00", long_ago, folder=True),
+        leftover(checkpoint / ".epoch-0002.rng.npz.abc123.tmp", long_ago),
+        leftover(checkpoint / ".checkpoint.json.def456.tmp", long_ago),
+    ]
+    live = [  # written by a process that started after this one: never touched
+        leftover(checkpoint / ".epoch-0002.keras.l1ve0000", now, folder=True),
+        leftover(checkpoint / ".checkpoint.json.n0w000.tmp", now),
+        leftover(checkpoint / ".epoch-0002.rng.npz.future.tmp", future),
+    ]
+    # A folder whose own mtime is old but which something wrote into just now.
+    busy = leftover(checkpoint / ".epoch-0003.keras.busy0000", long_ago, folder=True)
+    os.utime(busy / "epoch-0003.keras", (now, now))
+    not_ours = [
+        leftover(checkpoint / "notes.txt", long_ago),
+        leftover(checkpoint / ".other.json.xyz.tmp", long_ago),
+    ]
+
+    train(checkpoint, epochs=2, initial_epoch=1, model=resume_from(checkpoint).model)
+
+    names = {p.name for p in checkpoint.iterdir()}
+    assert not names & {p.name for p in killed}
+    assert names == {p.name for p in live + not_ours + [busy]} | {
+        "checkpoint.json",
+        "epoch-0002.keras",
+        "epoch-0002.rng.npz",
+    }
+    assert (live[0] / "epoch-0002.keras").read_bytes() == b"half a zip"
+
+
+def test_save_model_atomically_fsyncs_the_checkpoint_file_and_its_folder(tmp_path, monkeypatch):
+    synced = set()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        info = os.fstat(fd)
+        synced.add((info.st_dev, info.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    model = tiny_model()
+    path = tmp_path / "epoch-0001.keras"
+    save_model_atomically(model, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0001.keras"]  # no temp folder left
+    for synced_path in (path, tmp_path):
+        info = synced_path.stat()
+        assert (info.st_dev, info.st_ino) in synced, f"{synced_path} was not fsynced"
+    loaded = keras.models.load_model(path)
+    for got, want in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)

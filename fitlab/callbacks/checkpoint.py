@@ -28,6 +28,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -36,9 +37,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from fitlab.files import write_atomically
+from fitlab.files import (
+    fsync_file,
+    fsync_folder,
+    name_inside,
+    remove_leftovers,
+    write_atomically,
+)
 
 _STATE = "checkpoint.json"
+_AFRESH = "Delete the folder to start afresh (or restore it from a backup)."
+# The temp entries a save leaves when its process is killed: save_model_atomically's
+# folders and write_atomically's files.
+_LEFTOVERS = (".epoch-*.keras.*", ".epoch-*.rng.npz.*.tmp", f".{_STATE}.*.tmp")
+_EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.keras$")
 
 
 class ResumableCheckpoint(keras.callbacks.Callback):
@@ -51,7 +63,15 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     epochs done and the history so far). A process killed at any instant
     leaves a directory that :func:`resume_from` restarts from the last
     committed epoch: no epoch lost, none run twice. Older epoch files are
-    removed only after the new commit.
+    removed only after the new commit, and the temp files of a save that was
+    killed halfway are removed when training begins again (only those older
+    than the current process, so a writer that started later is never
+    touched).
+
+    ``checkpoint.json`` may name only plain files in ``directory``: an
+    absolute path, ``..``, a folder separator or a symbolic link leading out
+    of the directory is refused (:class:`fitlab.files.EscapingNameError`)
+    rather than loaded.
 
     Resuming is exact (same history, same final weights as an uninterrupted
     run) when the batch order of an epoch depends only on the epoch number
@@ -95,6 +115,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.directory, _LEFTOVERS)
         state = _read_state(self.directory)
         self.history = state["history"] if state else {}
         self.epochs_done = state["epochs_done"] if state else 0
@@ -123,7 +144,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
     def _prune(self, newest: int) -> None:
         for path in self.directory.glob("epoch-*.keras"):
-            number = int(path.name[6:10])
+            match = _EPOCH_FILE.match(path.name)
+            number = int(match.group(1)) if match else newest  # not ours: kept
             if number <= newest - self.keep:
                 path.unlink(missing_ok=True)
                 path.with_name(f"epoch-{number:04d}.rng.npz").unlink(missing_ok=True)
@@ -146,11 +168,23 @@ def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None
     state. Train on with ``initial_epoch=resumed.initial_epoch`` and the same
     ``ResumableCheckpoint(directory)``; its ``history`` then covers every epoch.
 
+    Only files inside ``directory`` are read: a ``checkpoint.json`` naming an
+    absolute path, ``..``, a path with a folder separator, or a symbolic link
+    that leads out of the directory is refused with a
+    :class:`fitlab.files.EscapingNameError` (a ``ValueError``).
+
     Examples
     --------
-    >>> import tempfile
+    >>> import tempfile, pathlib
     >>> resume_from(tempfile.mkdtemp()) is None  # nothing saved there yet
     True
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "checkpoint.json").write_text(
+    ...     '{"epochs_done": 1, "model": "../elsewhere.keras", "rng": "e.rng.npz", "history": {}}')
+    >>> resume_from(folder)
+    Traceback (most recent call last):
+    ...
+    fitlab.files.EscapingNameError: ...json: the entry 'model' is '../elsewhere.keras', a path ...
 
     See the module's example for a checkpoint that is resumed.
     """
@@ -158,12 +192,12 @@ def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None
     state = _read_state(directory)
     if state is None:
         return None
-    model = keras.models.load_model(directory / state["model"], custom_objects=custom_objects)
-    with np.load(directory / state["rng"]) as saved:
+    model = keras.models.load_model(state["model"], custom_objects=custom_objects)
+    with np.load(state["rng"]) as saved:
         seeds = _seed_states(model)
         if len(saved.files) != len(seeds):
             raise ValueError(
-                f"{directory / state['rng']} holds {len(saved.files)} seed states but the "
+                f"{state['rng']} holds {len(saved.files)} seed states but the "
                 f"model has {len(seeds)}; the checkpoint and model do not match"
             )
         for index, variable in enumerate(seeds):
@@ -172,21 +206,25 @@ def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None
 
 
 def _read_state(directory: Path) -> dict | None:
+    """``checkpoint.json`` read and checked, its file names as paths inside ``directory``."""
     path = directory / _STATE
-    if not path.exists():
+    if not os.path.lexists(path):
         return None
+    # checkpoint.json itself may not be a link out of the directory either.
+    name_inside(directory, _STATE, source=directory, entry=None, remedy=_AFRESH)
     try:
         state = json.loads(path.read_text())
-        return {
-            "epochs_done": int(state["epochs_done"]),
-            "model": state["model"],
-            "rng": state["rng"],
-            "history": dict(state["history"]),
-        }
+        epochs_done, history = int(state["epochs_done"]), dict(state["history"])
+        names = {key: state[key] for key in ("model", "rng")}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"{path} is not a fitlab checkpoint ({exc}); delete the directory to start afresh"
         ) from exc
+    files = {
+        key: name_inside(directory, name, source=path, entry=key, remedy=_AFRESH)
+        for key, name in names.items()
+    }
+    return {"epochs_done": epochs_done, "history": history, **files}
 
 
 def _seed_states(model: keras.Model) -> list:
@@ -201,13 +239,33 @@ def _save_rng_atomically(model: keras.Model, path: Path) -> None:
     write_atomically(path, buffer.getvalue())
 
 
-def save_model_atomically(model: keras.Model, path: Path) -> None:
-    """``model.save`` to a temp file beside ``path``, then rename it into place."""
+def save_model_atomically(model: keras.Model, path: str | os.PathLike) -> None:
+    """``model.save`` to a temp folder beside ``path``, fsync, then rename it into place.
+
+    The file is flushed to disk before the rename and the folder after it, so
+    a crash or power cut leaves the old file or the complete new one. A
+    process killed mid-save leaves a ``.NAME.*`` temp folder, which
+    :class:`ResumableCheckpoint` removes on its next run.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> save_model_atomically(model, folder / "m.keras")
+    >>> [p.name for p in folder.iterdir()]  # no temp folder left
+    ['m.keras']
+    >>> keras.models.load_model(folder / "m.keras").count_params()
+    3
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         tmp = tmp_dir / path.name  # Keras insists on the .keras suffix
         model.save(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+    fsync_folder(path.parent)

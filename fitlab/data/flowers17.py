@@ -39,7 +39,13 @@ from PIL import Image
 
 from fitlab import config
 from fitlab.config import ARCHIVE_ENV
-from fitlab.files import write_atomically
+from fitlab.files import (
+    EscapingNameError,
+    hold_write_lock,
+    name_inside,
+    remove_leftovers,
+    write_atomically,
+)
 
 #: The 17 classes in the official order (image numbers 1–80 are the first, …),
 #: spelled as the tutorial spells them in its CSVs.
@@ -57,6 +63,11 @@ TRAIN_CSV = "flowers17_training.csv"
 TEST_CSV = "flowers17_testing.csv"
 MANIFEST = "flowers17_manifest.json"
 ARCHIVE_NAME = "17flowers.tgz"
+# What a killed build or download leaves in the data dir (write_atomically's
+# temp files, download_archive's partial download); removed by the next build.
+_LEFTOVERS = (".flowers17_*.csv.*.tmp", f".{MANIFEST}.*.tmp", f"{ARCHIVE_NAME}*.part")
+# A download of the 58 MB archive that takes longer than this is given up.
+DOWNLOAD_DEADLINE_S = 30 * 60.0
 FLOWERS17_URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/17flowers.tgz"
 FLOWERS17_MD5 = "b59a65d8d1a99cd66944d474e1289eab"
 # Bump when the bytes written for the same inputs change.
@@ -177,7 +188,14 @@ def prepare_flowers17(
     ``FITLAB_FLOWERS17_ARCHIVE``; ``17flowers.tgz`` in ``data_dir``; a download
     of the official archive (md5-checked, then kept in ``data_dir``).
     A manifest beside the CSVs records the inputs and each file's sha256, so a
-    second call with the same inputs returns at once.
+    second call with the same inputs returns at once. The manifest may name
+    only plain files in ``data_dir``; one that names a path leading elsewhere
+    is refused with a :class:`DatasetError`.
+
+    Temp files that a build or download killed halfway left in ``data_dir``
+    (``.flowers17_*.csv.*.tmp``, ``17flowers.tgz*.part``) are removed first,
+    when they are older than the current process and no live download holds
+    them (see :func:`fitlab.files.remove_leftovers`).
 
     Parameters
     ----------
@@ -215,6 +233,7 @@ def prepare_flowers17(
         raise ValueError(f"size must be a positive number of pixels, got {size}")
     out_dir = Path(data_dir) if data_dir is not None else config.data_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir, _LEFTOVERS)
     source = find_archive(out_dir, archive)
     files = Flowers17Files(out_dir / TRAIN_CSV, out_dir / TEST_CSV)
     inputs = _manifest_inputs(source, size, seed)
@@ -281,9 +300,32 @@ def find_archive(out_dir: Path, archive: str | os.PathLike | None = None) -> Pat
 
 
 def download_archive(
-    dest: Path, url: str | None = None, md5: str | None = None, timeout: float = 60.0
+    dest: Path,
+    url: str | None = None,
+    md5: str | None = None,
+    timeout: float = 60.0,
+    deadline_s: float = DOWNLOAD_DEADLINE_S,
 ) -> Path:
     """Download the official archive to ``dest``: a temp file, md5-checked, then renamed.
+
+    Parameters
+    ----------
+    dest : Path
+        Where the archive goes; the partial download is ``dest.name*.part`` beside it.
+    url, md5 : str, optional
+        What to download and its md5; default the official archive.
+    timeout : float
+        Seconds to wait for the connection and for each read.
+    deadline_s : float
+        Seconds the whole download may take (default 30 minutes for the
+        58 MB archive), checked between reads: a server that trickles a byte
+        now and then never trips ``timeout``, but it does trip this.
+
+    Raises
+    ------
+    DatasetError
+        When the download fails, misses the deadline or has the wrong md5;
+        nothing is kept.
 
     Examples
     --------
@@ -297,19 +339,38 @@ def download_archive(
     Traceback (most recent call last):
     ...
     fitlab.data.flowers17.DatasetError: the download from file://... has md5 ..., expected 000...
+    >>> download_archive(folder / "slow.tgz", url, md5, deadline_s=0)
+    Traceback (most recent call last):
+    ...
+    fitlab.data.flowers17.DatasetError: the download from file://... did not finish within 0 s ...
     """
     url = url or FLOWERS17_URL
     md5 = md5 or FLOWERS17_MD5
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name, suffix=".part")
+    hold_write_lock(fd)  # a stalled download is not a leftover for prepare_flowers17 to remove
     digest = hashlib.md5()
+    received = 0
+    deadline = time.monotonic() + deadline_s
     try:
         with os.fdopen(fd, "wb") as out:
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as response:
-                    while chunk := response.read(1 << 20):
+                    # read1 returns what has arrived (one socket read), so a
+                    # trickle reaches the deadline check; read(n) would wait for n.
+                    read = getattr(response, "read1", response.read)
+                    while chunk := read(1 << 20):
                         digest.update(chunk)
                         out.write(chunk)
+                        received += len(chunk)
+                        if time.monotonic() >= deadline:
+                            raise DatasetError(
+                                f"the download from {url} did not finish within {deadline_s:g} s "
+                                f"({received} bytes received); the connection is too slow. "
+                                "Nothing was kept. Download 17flowers.tgz another way and pass "
+                                f"it with --archive PATH (or `export {ARCHIVE_ENV}=PATH`), "
+                                "or allow more time with deadline_s."
+                            )
             except OSError as exc:  # URLError, timeouts and resets are all OSErrors
                 raise DatasetError(
                     f"could not download Flowers-17 from {url}: {exc}. Offline? Download "
@@ -446,20 +507,51 @@ def _manifest_inputs(archive: Path, size: int, seed: int) -> dict:
 
 
 def _manifest_matches(out_dir: Path, inputs: dict) -> bool:
+    """Whether the manifest in ``out_dir`` vouches for both CSVs, built from ``inputs``.
+
+    A manifest that is missing, unreadable or stale means "rebuild"; one that
+    names a file outside ``out_dir`` (or is, or vouches for, a link leading
+    out of it) is refused. ``inputs["archive"]`` is an absolute path by
+    design: it is compared, never opened.
+    """
+    manifest_path = out_dir / MANIFEST
+    if not os.path.lexists(manifest_path):
+        return False
+    _inside(out_dir, MANIFEST, source=out_dir, entry=None)
     try:
-        manifest = json.loads((out_dir / MANIFEST).read_text())
+        manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         return False
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        return False
+    for name in files:
+        _inside(out_dir, name, source=manifest_path, entry="files")
     if manifest.get("inputs") != inputs:
         return False
     for name in (TRAIN_CSV, TEST_CSV):
-        info = manifest.get("files", {}).get(name, {})
-        path = out_dir / name
-        if not path.is_file() or path.stat().st_size != info.get("bytes"):
+        info = files.get(name)
+        path = _inside(out_dir, name, source=manifest_path, entry="files")
+        if not isinstance(info, dict) or not path.is_file():
+            return False
+        if path.stat().st_size != info.get("bytes"):
             return False
         if _sha256(path) != info.get("sha256"):
             return False
     return True
+
+
+def _inside(out_dir: Path, name: object, source: Path, entry: str | None) -> Path:
+    try:
+        return name_inside(
+            out_dir,
+            name,
+            source=source,
+            entry=entry,
+            remedy=f"Delete {out_dir / MANIFEST} (or the whole folder) to rebuild the CSVs.",
+        )
+    except EscapingNameError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
 def _sha256(path: Path) -> str:
