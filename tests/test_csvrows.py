@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -248,3 +249,207 @@ def test_real_csvs_load(flowers17_csvs):
     assert y_test.tolist() == [row[0] for row in rows]
     naive = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.uint8)
     np.testing.assert_array_equal(x_test.reshape(340, -1), naive)
+
+
+# -- one error contract: every malformed input is a CSVFormatError (file, line, what to do) -------
+def _with_row(clean, tmp_path, row: bytes, at: int = 3, name: str = "bad.csv"):
+    """``clean`` with line ``at`` (1-based) replaced by ``row``; returns the path."""
+    lines = _lines(clean)
+    lines[at - 1] = row
+    path = tmp_path / name
+    _write(path, lines)
+    return path
+
+
+def _values_with(clean, field: bytes, column: int = 3) -> bytes:
+    """The first row of ``clean`` with its value in ``column`` (1-based, label = 1) replaced."""
+    fields = _lines(clean)[0].split(b",")
+    fields[column - 1] = field
+    return b",".join(fields)
+
+
+@pytest.mark.parametrize(
+    "field, reason",
+    [
+        (b"0" * 5000, r"value 0{20}… \(5,000 digits\) in column 3 has more than 8 digits"),
+        (b"0" * 4300 + b"7", r"value 0{20}… \(4,301 digits\) in column 3 has more than 8 digits"),
+        (b"9" * 5000, r"value 9{20}… \(5,000 digits\) in column 3 is outside 0–255"),
+        (b"000000255", r"value 000000255 in column 3 has more than 8 digits"),
+        (b"-" + b"1" * 5000, r"value -1{20}… \(5,000 digits\) in column 3 is outside 0–255"),
+    ],
+)
+def test_a_value_of_thousands_of_digits_is_a_bad_row_not_a_crash(clean, tmp_path, field, reason):
+    # Today's int() refused such a token with "Exceeds the limit (4300 digits)": no file, no line,
+    # and on_bad_row="skip" did not skip it.
+    path = _with_row(clean, tmp_path, _values_with(clean, field))
+    with pytest.raises(
+        CSVFormatError, match=rf"bad\.csv, line 3: {reason}\. Fix or delete"
+    ) as info:
+        load_csv(path)
+    assert info.value.line == 3
+    with pytest.warns(BadRowsWarning, match=rf"line 3: {reason}"):
+        result = load_csv(path, on_bad_row="skip")
+    np.testing.assert_array_equal(result[0], np.delete(load_csv(clean)[0], 2, 0))
+    with pytest.raises(CSVFormatError, match=rf"line 9: {reason}\. Fix the row\.$"):
+        parse_row(_values_with(clean, field), path="x.csv", line_no=9)
+
+
+def test_leading_zeros_parse_up_to_max_digits():
+    assert csvrows.MAX_DIGITS == 8
+    row = b"iris,007,00000255,0000000,0"
+    assert parse_row(row, values=4)[1].tolist() == [7, 255, 0, 0]
+
+
+def test_long_tokens_are_quoted_cleanly_and_cut_with_an_ellipsis(clean, tmp_path):
+    # Today: "value 99999999999999999999' in column 3" (a stray quote, and no sign of the cut).
+    path = _with_row(clean, tmp_path, _values_with(clean, b"9" * 1_000_000))
+    with pytest.raises(CSVFormatError) as info:
+        load_csv(path)
+    assert "value 99999999999999999999… (1,000,000 digits) in column 3 is outside" in str(
+        info.value
+    )
+    assert "'" not in info.value.reason and len(str(info.value)) < 400
+    path = _with_row(clean, tmp_path, _values_with(clean, b"x" * 1_000_000))
+    with pytest.raises(CSVFormatError) as info:
+        load_csv(path)
+    assert info.value.reason == (
+        "b'xxxxxxxxxxxxxxxxxxxx'… (1,000,000 bytes) in column 3 is not a base-10 integer"
+    )
+    path = _with_row(clean, tmp_path, b"\xff" * 100_000 + b",1")
+    with pytest.raises(CSVFormatError, match=r"the label b'(\\xff){20}'… \(100,000 bytes\) is not"):
+        load_csv(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n \r\n\t\n", csvrows.BOM + b"\r\n"])
+def test_a_file_with_no_rows_is_a_clear_error(tmp_path, content):
+    # Today load_csv said "cannot reshape array of size 0 into shape (0,0,3)".
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    gz = tmp_path / "empty.csv.gz"
+    gz.write_bytes(gzip.compress(content))
+    for p in (path, gz):
+        for read in (load_csv, lambda p: load_csv(p, size=2), classes_from_csv):
+            with pytest.raises(
+                CSVFormatError, match=r"empty\.csv(\.gz)?: no rows: .* Check the path"
+            ):
+                read(p)
+        assert csvrows.count_rows(p) == 0  # a count, not a reader of images
+
+
+def test_a_file_whose_every_row_is_skipped_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"iris,1,2,x\nrose\n")
+    with (
+        pytest.warns(BadRowsWarning, match=r"skipped 2 bad row\(s\)"),
+        pytest.raises(CSVFormatError, match=r"bad\.csv: no valid rows: every row is bad \(2 skip"),
+    ):
+        load_csv(path, on_bad_row="skip")
+
+
+def _damaged_gzip(payload: bytes, damage: str) -> bytes:
+    blob = gzip.compress(payload, compresslevel=9)
+    if damage == "truncated":
+        return blob[: len(blob) * 2 // 3]
+    if damage == "no_trailer":
+        return blob[:-8]
+    if damage == "bad_crc":
+        return blob[:-8] + bytes(4) + blob[-4:]
+    if damage == "trailing_garbage":
+        return blob + b"not gzip at all"
+    if damage == "corrupt_data":  # a deflate block type that does not exist
+        return blob[:10] + b"\xff" * 64 + blob[74:]
+    raise AssertionError(damage)
+
+
+GZIP_DAMAGE = {
+    "truncated": "the gzip file is truncated",
+    "no_trailer": "the gzip file is truncated",
+    "bad_crc": r"the gzip file is corrupt \(CRC check failed",
+    "trailing_garbage": r"the gzip file is corrupt \(Not a gzipped file",
+    "corrupt_data": r"the gzip file is corrupt \(Error -3 while decompressing",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(GZIP_DAMAGE))
+def test_a_damaged_gzip_file_is_a_format_error_naming_file_and_line(clean, tmp_path, damage):
+    # Today: a bare EOFError, BadGzipFile or zlib.error naming no file.
+    payload = clean.read_bytes()
+    path = tmp_path / "damaged.csv.gz"
+    path.write_bytes(_damaged_gzip(payload, damage))
+    readers = [
+        lambda: load_csv(path, on_bad_row="skip"),  # not a row: never skipped
+        lambda: classes_from_csv(path),
+        lambda: csvrows.count_rows(path),
+        lambda: list(csvrows.iter_lines(path)),
+    ]
+    for read in readers:
+        with pytest.raises(
+            CSVFormatError, match=rf"damaged\.csv\.gz, line \d+: {GZIP_DAMAGE[damage]}"
+        ):
+            read()
+    with pytest.raises(CSVFormatError) as info:
+        load_csv(path)
+    assert info.value.advice == "Re-create the file (gzip the CSV again) or download it again."
+    assert info.value.path == str(path)
+    if damage in ("truncated", "no_trailer"):  # the line where the data stops; all before are whole
+        readable = zlib.decompressobj(wbits=31).decompress(path.read_bytes())
+        assert info.value.line == readable.count(b"\n") + 1
+    assert 1 <= info.value.line <= payload.count(b"\n") + 1
+
+
+def test_plain_copy_of_a_damaged_gzip_file_names_it_and_leaves_no_copy(clean, tmp_path):
+    from fitlab.data.rowindex import plain_copy
+
+    path = tmp_path / "damaged.csv.gz"
+    path.write_bytes(_damaged_gzip(clean.read_bytes(), "truncated"))
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    with pytest.raises(CSVFormatError, match=r"damaged\.csv\.gz, line \d+: the gzip file is trunc"):
+        plain_copy(path, folder)
+    assert list(folder.iterdir()) == []
+
+
+def test_width_advice_names_only_what_load_csv_accepts(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_bytes(b"iris,1,2\n")
+    with pytest.raises(CSVFormatError, match=r"line 1: 2 values is not size × size × 3") as info:
+        load_csv(path)
+    assert "size=" in info.value.advice and "on_bad_row='skip'" in info.value.advice
+
+
+def test_skip_skips_a_first_row_of_no_image_width(clean, tmp_path):
+    # Today the first row's width was inferred before any skipping: it always raised.
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"iris,1,2\n" + clean.read_bytes())
+    with pytest.warns(BadRowsWarning, match=r"line 1: 2 values is not size × size × 3"):
+        images, labels = load_csv(path, on_bad_row="skip")
+    np.testing.assert_array_equal(images, load_csv(clean)[0])
+
+
+def test_a_cut_off_single_row_is_reported_as_cut_off(clean, tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_bytes(_lines(clean)[0][:-30])  # one row, no line end, fewer values
+    with pytest.raises(CSVFormatError, match=r"line 1: the file ends in the middle of this row"):
+        load_csv(path)
+
+
+def test_parse_row_and_classes_from_csv_advise_only_what_they_accept(tmp_path):
+    with pytest.raises(CSVFormatError) as info:
+        parse_row(b"iris,1,x,3")
+    assert info.value.advice == "Fix the row."
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"iris,1,2,3\n,4,5,6\n\xff,7,8,9\ntulip,1,1,1\n")
+    with pytest.raises(CSVFormatError, match=r"line 2: the label \(column 1\) is empty. Fix or"):
+        classes_from_csv(path)
+    with pytest.warns(BadRowsWarning, match=r"skipped 2 bad row\(s\) .*line 2: .*; line 3: "):
+        assert classes_from_csv(path, on_bad_row="skip") == ["iris", "tulip"]
+
+
+def test_error_keeps_its_advice_through_pickling():
+    error = CSVFormatError("a.csv", 3, "bad value", "Fix the row.")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.reason, again.advice, str(again)) == (
+        "bad value",
+        "Fix the row.",
+        "a.csv, line 3: bad value. Fix the row.",
+    )

@@ -371,3 +371,135 @@ def test_input_meter_timed_counts_rows_and_times_each_next():
     assert (meter.batches, meter.images) == (2, 7) and meter.wait_s >= 2 * 0.05
     assert len(list(meter.timed([np.zeros((5, 1))], rows=lambda batch: 1))) == 1
     assert (meter.batches, meter.images) == (3, 8)  # counted by the given rows()
+
+
+# -- one error contract: every malformed input is a CSVFormatError (file, line, what to do) -------
+def _eval(path, **options):
+    return list(csv_image_generator(path, 4, CLASSES, mode="eval", **options))
+
+
+def _readers(path):
+    """Each reader of this module, reading a whole pass over ``path`` (if it can)."""
+
+    def train():
+        generator = csv_image_generator(path, 4, CLASSES, mode="train")
+        return [next(generator) for _ in range(3)]
+
+    return {
+        "eval": lambda: _eval(path),
+        "train": train,
+        "sequence": lambda: _epoch(CSVSequence(path, 4)),
+    }
+
+
+def _replace_line(clean, tmp_path, at: int, row: bytes, name: str = "bad.csv"):
+    lines = clean.read_bytes().splitlines()
+    lines[at - 1] = row
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_value_of_thousands_of_digits_is_a_bad_row_in_every_reader(csv10, tmp_path):
+    # Today: int() raised "Exceeds the limit (4300 digits)", naming no file, never skipped.
+    label, first, *rest = csv10.read_bytes().splitlines()[4].split(b",")
+    path = _replace_line(csv10, tmp_path, 5, b",".join([label, b"0" * 5000, *rest]))
+    reason = r"bad\.csv, line 5: value 0{20}… \(5,000 digits\) in column 2 has more than 8 digits"
+    for read in _readers(path).values():
+        with pytest.raises(CSVFormatError, match=reason):
+            read()
+    expected = np.delete(load_csv(csv10)[0], 4, 0)
+    with pytest.warns(BadRowsWarning, match=r"line 5: value 0{20}…"):
+        got = np.concatenate([x for x, _ in _eval(path, on_bad_row="skip")])
+    np.testing.assert_array_equal(got, expected)
+    with pytest.warns(BadRowsWarning, match=r"line 5: value 0{20}…"):
+        seq = CSVSequence(path, 4, on_bad_row="skip")
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in _epoch(seq)]), expected)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \r\n"])
+def test_a_file_with_no_rows_is_an_error_in_every_reader(tmp_path, content):
+    # Today: "eval" yielded nothing and CSVSequence had no batches; only "train" said so.
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    for read in _readers(path).values():
+        with pytest.raises(CSVFormatError, match=r"empty\.csv: no rows: .* Check the path"):
+            read()
+
+
+def test_a_file_of_only_bad_rows_is_an_error_with_skip(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"daffodil,1,2,300\nsnowdrop\n")
+    with (
+        pytest.warns(BadRowsWarning),
+        pytest.raises(CSVFormatError, match=r"no valid rows: every row is bad \(2 skipped"),
+    ):
+        _eval(path, on_bad_row="skip")  # today: no batch at all, and no error
+    with (
+        pytest.warns(BadRowsWarning),
+        pytest.raises(CSVFormatError, match=r"no valid rows: every row is bad \(2 skipped"),
+    ):
+        CSVSequence(path, 2, on_bad_row="skip")  # today: a sequence of no batches
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_gzip_file_is_a_format_error_in_every_reader(csv10, tmp_path, damage):
+    import gzip
+
+    blob = gzip.compress(csv10.read_bytes())
+    blob = blob[: len(blob) // 2] if damage == "truncated" else blob[:10] + b"\xff" * 64 + blob[74:]
+    path = tmp_path / "damaged.csv.gz"
+    path.write_bytes(blob)
+    for read in _readers(path).values():  # today: a bare EOFError or zlib.error
+        with pytest.raises(CSVFormatError, match=r"damaged\.csv\.gz, line \d+: the gzip file is"):
+            read()
+
+
+def test_first_row_width_advice_names_no_size_argument(csv10, tmp_path):
+    # Today: "Pass size=", which neither csv_image_generator nor CSVSequence accepts.
+    path = _replace_line(csv10, tmp_path, 1, b"daffodil,1,2")
+    for read in _readers(path).values():
+        with pytest.raises(
+            CSVFormatError, match=r"line 1: 2 values is not size × size × 3"
+        ) as info:
+            read()
+        assert "size=" not in info.value.advice and "on_bad_row='skip'" in info.value.advice
+    expected = load_csv(csv10)[0][1:]
+    with pytest.warns(BadRowsWarning, match=r"line 1: 2 values"):  # today: raised even so
+        got = np.concatenate([x for x, _ in _eval(path, on_bad_row="skip")])
+    np.testing.assert_array_equal(got, expected)
+    with pytest.warns(BadRowsWarning, match=r"line 1: 2 values"):
+        seq = CSVSequence(path, 4, on_bad_row="skip")
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in _epoch(seq)]), expected)
+
+
+def test_generator_unknown_label_advice_names_lb_and_skip_skips_it(csv10):
+    lb = _label_binarizer(["daffodil", "snowdrop"])
+    with pytest.raises(CSVFormatError, match=r"line 3: unknown label 'lilyvalley'") as info:
+        next(csv_image_generator(csv10, 4, lb, mode="eval"))
+    assert "lb" in info.value.advice and "classes=" not in info.value.advice
+    # Today on_bad_row="skip" raised all the same.
+    with pytest.warns(BadRowsWarning, match=r"unknown label 'lilyvalley'") as caught:
+        batches = list(csv_image_generator(csv10, 4, lb, mode="eval", on_bad_row="skip"))
+    assert [e.line for w in caught for e in w.message.errors] == [3, 6, 9]
+    images, labels = load_csv(csv10)
+    keep = labels != "lilyvalley"
+    assert [len(x) for x, _ in batches] == [4, 3]  # topped up: no row lost but the skipped
+    np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), images[keep])
+    assert (np.concatenate([y for _, y in batches]) == lb.transform(labels[keep])).all()
+
+
+def test_sequence_unknown_label_advice_names_what_it_accepts(csv10):
+    with pytest.raises(CSVFormatError, match=r"unknown label 'lilyvalley'") as info:
+        CSVSequence(csv10, 4, classes=["daffodil", "snowdrop"])
+    assert "classes=" in info.value.advice and "on_bad_row='skip'" in info.value.advice
+
+
+def test_generator_raises_the_first_bad_row_in_file_order(csv10, tmp_path):
+    lines = csv10.read_bytes().splitlines()
+    lines[1] = lines[1] + b",7"  # line 2: too many values
+    lines[2] = b"no comma here"  # line 3: no label
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(CSVFormatError, match=r"bad\.csv, line 2: 49 values"):  # today: line 3
+        next(csv_image_generator(path, 4, CLASSES, mode="eval"))

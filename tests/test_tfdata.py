@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import time
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fitlab import InputMeter, csv_dataset, load_csv, make_synthetic_csv
+from fitlab import CSVFormatError, InputMeter, csv_dataset, load_csv, make_synthetic_csv
 
 SIZE = 4
 CLASSES = ["daffodil", "lilyvalley", "snowdrop"]
@@ -157,3 +158,66 @@ def test_a_single_pass_declares_its_length_so_fit_takes_no_phantom_step(tmp_path
     ds = csv_dataset(path, batch_size=3, size=4)
     assert int(ds.cardinality()) == 3
     assert int(csv_dataset(path, batch_size=3, size=4, repeat=True).cardinality()) == -1  # infinite
+
+
+# -- one error contract: what is wrong is a CSVFormatError, with advice csv_dataset can take ------
+@pytest.mark.parametrize("content", [b"", b"\n \r\n"])
+def test_a_file_with_no_rows_is_an_error_when_the_dataset_is_made(tmp_path, content):
+    # Today: a dataset of no batches, which fit cannot train on.
+    path = tmp_path / "empty.csv"
+    path.write_bytes(content)
+    for options in ({}, {"classes": CLASSES, "repeat": True}):
+        with pytest.raises(CSVFormatError, match=r"empty\.csv: no rows: .* Check the path"):
+            csv_dataset(path, 4, size=SIZE, **options)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_damaged_gzip_file_is_an_error_naming_it_when_the_dataset_is_made(
+    csv10, tmp_path, damage
+):
+    # Today (classes given, repeat=True): tf.data's DataLossError while iterating, naming no file.
+    blob = gzip.compress(csv10.read_bytes())
+    blob = blob[: len(blob) // 2] if damage == "truncated" else blob[:10] + b"\xff" * 64 + blob[74:]
+    path = tmp_path / "damaged.csv.gz"
+    path.write_bytes(blob)
+    with pytest.raises(
+        CSVFormatError, match=r"damaged\.csv\.gz, line \d+: the gzip file is"
+    ) as info:
+        csv_dataset(path, 4, size=SIZE, classes=CLASSES, repeat=True)
+    assert "Re-create the file" in info.value.advice
+
+
+def _bad_dataset(csv10, tmp_path, row, **options):
+    lines = csv10.read_bytes().splitlines()
+    lines[2] = row(lines[2])
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return [x for x, _ in csv_dataset(path, 4, size=SIZE, **options)]
+
+
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        (lambda v: v + b",1", "49 values after the label, expected 48"),
+        (lambda v: b"rose," + v.split(b",", 1)[1], "unknown label 'rose'"),
+        (  # Today: "Exceeds the limit (4300 digits)", with no file or line.
+            lambda v: v.replace(b",", b"," + b"0" * 5000 + b",", 1).rsplit(b",", 1)[0],
+            r"value 0{20}… \(5,000 digits\) in column 2 has more than 8 digits",
+        ),
+    ],
+)
+def test_bad_row_advice_is_what_csv_dataset_accepts(csv10, tmp_path, row, reason):
+    # Today: "or pass on_bad_row='skip'", which csv_dataset does not accept.
+    with pytest.raises(tf.errors.OpError, match=rf"bad\.csv, line 3: {reason}") as info:
+        _bad_dataset(csv10, tmp_path, row, classes=CLASSES)
+    message = info.value.message
+    assert "csv_dataset cannot skip rows" in message and "or pass on_bad_row" not in message
+
+
+def test_bad_label_found_reading_the_classes_is_an_error_with_its_advice(csv10, tmp_path):
+    no_label = lambda v: b"," + v.split(b",", 1)[1]  # noqa: E731
+    with pytest.raises(
+        CSVFormatError, match=r"bad\.csv, line 3: the label \(column 1\) is empty"
+    ) as info:
+        _bad_dataset(csv10, tmp_path, no_label)  # the classes are read from the file
+    assert "csv_dataset cannot skip rows" in info.value.advice  # today: "or pass on_bad_row="

@@ -17,7 +17,15 @@ every row has exactly ``K`` fields. This fast path never guesses: when any
 check fails, a precise row-by-row path finds the first bad line and raises
 :class:`CSVFormatError` naming the file and the 1-based line (or, with
 ``on_bad_row="skip"``, drops and reports the bad rows). Valid but unusual
-spellings the fast path does not take, such as ``007``, are parsed there too.
+spellings the fast path does not take, such as ``0255``, are parsed there too;
+a value may carry leading zeros up to :data:`MAX_DIGITS` digits in all.
+
+The error contract, the same in every reader: whatever is wrong with the
+input, the reader raises :class:`CSVFormatError` naming the file, the line
+(and the column) when it can know them, what is wrong and what to do, where
+the advice names only what that reader accepts. A damaged ``.csv.gz`` is one
+too (:func:`gzip_error`), and so, to every reader of images or labels, is a
+file with no rows (:func:`no_rows_error`); :func:`count_rows` counts 0.
 
 Examples
 --------
@@ -33,6 +41,7 @@ import io
 import math
 import os
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -43,10 +52,22 @@ ON_BAD_ROW = ("raise", "skip")
 WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
 # Bytes before the first row, so that every field has four bytes before its separator.
 PAD = b"\n" * 4
+# A value is at most this many digits, leading zeros included: no writer pads
+# 0–255 further, and Python's int() refuses a token of over 4,300 digits.
+MAX_DIGITS = 8
+# What to do about a bad row, in the readers that take on_bad_row= (the default
+# advice everywhere below); the readers that do not give their own.
 FIX_HINT = (
     "Fix or delete that row, or pass on_bad_row='skip' to skip bad rows "
     "(they are counted and reported)."
 )
+ROW_ADVICE = "Fix the row."  # parse_row: one row, nothing to skip
+# load_csv, of a first row whose width is no image size.
+SIZE_ADVICE = (
+    "Pass size= (the image side), fix or delete that row, or pass on_bad_row='skip' "
+    "to skip bad rows."
+)
+REBUILD_ADVICE = "Re-create the file (gzip the CSV again) or download it again."
 
 
 class CSVFormatError(ValueError):
@@ -59,23 +80,28 @@ class CSVFormatError(ValueError):
     line : int or None
         The 1-based line, when the reader can know it.
     reason : str
-        What is wrong with the row.
+        What is wrong.
+    advice : str
+        What to do about it (may be empty); the message is
+        ``"path, line N: reason. advice"``.
 
     Examples
     --------
-    >>> error = CSVFormatError("t.csv", 3, "column 2 is empty")
+    >>> error = CSVFormatError("t.csv", 3, "column 2 is empty", "Fix the row.")
     >>> str(error), error.line, isinstance(error, ValueError)
-    ('t.csv, line 3: column 2 is empty', 3, True)
+    ('t.csv, line 3: column 2 is empty. Fix the row.', 3, True)
+    >>> str(CSVFormatError("t.csv", None, "no rows"))
+    't.csv: no rows'
     """
 
-    def __init__(self, path: str | os.PathLike, line: int | None, reason: str):
-        self.path, self.line, self.reason = str(path), line, reason
+    def __init__(self, path: str | os.PathLike, line: int | None, reason: str, advice: str = ""):
+        self.path, self.line, self.reason, self.advice = str(path), line, reason, advice
         where = f"{path}, line {line}" if line is not None else str(path)
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {reason}" + (f". {advice}" if advice else ""))
 
     def __reduce__(self):
         # Worker processes send errors back pickled; the default would call __init__(message).
-        return (type(self), (self.path, self.line, self.reason))
+        return (type(self), (self.path, self.line, self.reason, self.advice))
 
 
 class BadRowsWarning(UserWarning):
@@ -90,7 +116,7 @@ class BadRowsWarning(UserWarning):
 
     def __init__(self, path: str | os.PathLike, errors: Sequence[CSVFormatError]):
         self.path, self.errors = str(path), list(errors)
-        shown = "; ".join(f"line {e.line}: {e.reason.split('. Fix')[0]}" for e in self.errors[:3])
+        shown = "; ".join(f"line {e.line}: {e.reason}" for e in self.errors[:3])
         more = f"; … and {len(self.errors) - 3} more" if len(self.errors) > 3 else ""
         super().__init__(f"skipped {len(self.errors)} bad row(s) of {path}: {shown}{more}")
 
@@ -127,6 +153,89 @@ def check_on_bad_row(on_bad_row: str) -> None:
     """
     if on_bad_row not in ON_BAD_ROW:
         raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
+
+
+def no_rows_error(path: str | os.PathLike) -> CSVFormatError:
+    """The error of a reader given a file with no data rows (empty, or only blank lines).
+
+    Every reader that yields images refuses such a file rather than yield
+    nothing: an empty result only moves the failure to ``fit`` or ``predict``,
+    where it no longer names the file.
+
+    Examples
+    --------
+    >>> error = no_rows_error("t.csv")
+    >>> error.line, error.reason
+    (None, 'no rows: the file is empty or holds only blank lines')
+    """
+    return CSVFormatError(
+        path,
+        None,
+        "no rows: the file is empty or holds only blank lines",
+        "Check the path, or re-create the file.",
+    )
+
+
+def no_valid_rows_error(
+    path: str | os.PathLike, errors: Sequence[CSVFormatError]
+) -> CSVFormatError:
+    """The error of a reader whose every row was bad and skipped (``on_bad_row="skip"``).
+
+    Examples
+    --------
+    >>> str(no_valid_rows_error("t.csv", [CSVFormatError("t.csv", 2, "column 3 is empty")]))
+    't.csv: no valid rows: every row is bad (1 skipped; line 2: column 3 is empty). Fix the file.'
+    """
+    first = f"; line {errors[0].line}: {errors[0].reason}" if errors else ""
+    reason = f"no valid rows: every row is bad ({len(errors)} skipped{first})"
+    return CSVFormatError(path, None, reason, "Fix the file.")
+
+
+# What decompressing a damaged gzip file raises.
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def gzip_error(path: str | os.PathLike, exc: BaseException) -> CSVFormatError:
+    """A damaged ``.csv.gz`` as a :class:`CSVFormatError`, at the line where its data fails.
+
+    ``exc`` is what decompressing raised: ``EOFError`` (the file is cut
+    short), ``gzip.BadGzipFile`` or ``zlib.error`` (it is corrupt). The line
+    is found by decompressing the file again, in small steps, up to the damage.
+
+    Examples
+    --------
+    >>> import gzip, tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv.gz"
+    >>> _ = path.write_bytes(gzip.compress(b"tulip,1,2\\n" * 3)[:-8])  # the trailer is lost
+    >>> str(gzip_error(path, EOFError()))  # doctest: +ELLIPSIS
+    '...t.csv.gz, line 4: the gzip file is truncated: its data ends here... download it again.'
+    """
+    line = _lines_before_damage(path) + 1
+    if isinstance(exc, EOFError):
+        reason = "the gzip file is truncated: its data ends here, before the end of the stream"
+    else:
+        reason = f"the gzip file is corrupt ({exc}); the damage was found reading this line"
+    return CSVFormatError(path, line, reason, REBUILD_ADVICE)
+
+
+def _lines_before_damage(path: str | os.PathLike, step: int = 512) -> int:
+    """The line ends a damaged gzip file yields before its damage (read in ``step``-byte bites)."""
+    count = 0
+    inflate = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as f:
+        while block := f.read(step):
+            while block:
+                try:
+                    count += inflate.decompress(block).count(b"\n")
+                except zlib.error:
+                    return count
+                if not inflate.eof:
+                    break
+                block = inflate.unused_data  # a next member, or trailing bytes
+                if block and not block.startswith(GZIP_MAGIC[: len(block)]):
+                    return count
+                inflate = zlib.decompressobj(wbits=31)
+    return count
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray]:
@@ -204,11 +313,14 @@ def strict_values(
     path: str | os.PathLike,
     line: int | None,
     cut_off: bool = False,
+    *,
+    advice: str = FIX_HINT,
 ) -> np.ndarray:
     """Parse one row's values the slow, precise way, or raise :class:`CSVFormatError`.
 
     ``cut_off`` says the row is the file's last and has no line end, so that a
-    short row is reported as a cut-off file.
+    short row is reported as a cut-off file. ``advice`` ends the message of a
+    bad row: what the calling reader's user can do.
 
     Examples
     --------
@@ -218,33 +330,46 @@ def strict_values(
     Traceback (most recent call last):
     ...
     fitlab.data.csvrows.CSVFormatError: t.csv, line 5: b'+2' in column 3 is not a base-10 integer...
+    >>> strict_values(b"1,000000000,3", 3, "t.csv", 6, advice="Fix the row.")
+    Traceback (most recent call last):
+    ...
+    fitlab.data.csvrows.CSVFormatError: t.csv, line 6: value 000000000 in column 3 has more than...
     """
     fields = bytes(part).split(b",")
     for column, token in enumerate(fields[:values], start=2):
-        if not token:
-            raise CSVFormatError(path, line, f"column {column} is empty. {FIX_HINT}")
-        if not token.isdigit():  # ASCII digits only: no sign, space, dot or '_'
-            if token[:1] == b"-" and token[1:].isdigit():
-                reason = f"value {token.decode()} in column {column} is outside 0–255"
-            else:
-                reason = f"{_show(token)} in column {column} is not a base-10 integer"
-            raise CSVFormatError(path, line, f"{reason}. {FIX_HINT}")
-        if len(token.lstrip(b"0")) > 3 or int(token) > 255:  # no int() of a huge token
-            raise CSVFormatError(
-                path,
-                line,
-                f"value {_show(token)[2:-1]} in column {column} is outside 0–255. {FIX_HINT}",
-            )
+        reason = _value_problem(token, column)
+        if reason:
+            raise CSVFormatError(path, line, reason, advice)
     if len(fields) != values:
         if cut_off and len(fields) < values:
-            reason = (
-                f"the file ends in the middle of this row ({len(fields)} of {values} values, "
-                "no line end): it was cut off. Rebuild or re-download the file"
-            )
-        else:
-            reason = f"{len(fields)} values after the label, expected {values}. {FIX_HINT}"
-        raise CSVFormatError(path, line, reason)
+            raise CSVFormatError(path, line, _cut_off_reason(len(fields), values), REBUILD_ADVICE)
+        reason = f"{len(fields)} values after the label, expected {values}"
+        raise CSVFormatError(path, line, reason, advice)
+    # Every token is now 1 to MAX_DIGITS ASCII digits: int() is safe and exact.
     return np.array([int(token) for token in fields], dtype=np.uint8)
+
+
+def _value_problem(token: bytes, column: int) -> str | None:
+    """What is wrong with one value (``None``: it is a valid 0–255 integer)."""
+    if not token:
+        return f"column {column} is empty"
+    if not token.isdigit():  # ASCII digits only: no sign, space, dot or '_'
+        if token[:1] == b"-" and token[1:].isdigit():
+            return f"value -{_digits(token[1:])} in column {column} is outside 0–255"
+        return f"{_show(token)} in column {column} is not a base-10 integer"
+    significant = token.lstrip(b"0")
+    if len(significant) > 3 or int(significant or b"0") > 255:  # int() of 3 digits at most
+        return f"value {_digits(token)} in column {column} is outside 0–255"
+    if len(token) > MAX_DIGITS:
+        return f"value {_digits(token)} in column {column} has more than {MAX_DIGITS} digits"
+    return None
+
+
+def _cut_off_reason(found: int, values: int | None = None) -> str:
+    of = f" of {values}" if values is not None else ""
+    return (
+        f"the file ends in the middle of this row ({found}{of} values, no line end): it was cut off"
+    )
 
 
 def decode_rows(
@@ -255,12 +380,14 @@ def decode_rows(
     *,
     on_bad_row: str = "raise",
     cut_off: Sequence[bool] | None = None,
+    advice: str = FIX_HINT,
 ) -> tuple[np.ndarray, np.ndarray, list[CSVFormatError]]:
     """Parse many rows' value parts into ``uint8``.
 
     Returns ``(images, kept, errors)``: ``images`` has one row per kept row,
     ``kept`` is a boolean mask over ``parts``, ``errors`` the skipped rows'
     errors (always empty with ``on_bad_row="raise"``, which raises the first).
+    ``advice`` ends each error's message (see :func:`strict_values`).
 
     Examples
     --------
@@ -278,7 +405,9 @@ def decode_rows(
     errors: list[CSVFormatError] = []
     for i, part in enumerate(parts):
         try:
-            images[i] = strict_values(part, values, path, lines[i], bool(cut_off and cut_off[i]))
+            images[i] = strict_values(
+                part, values, path, lines[i], bool(cut_off and cut_off[i]), advice=advice
+            )
         except CSVFormatError as exc:
             if on_bad_row == "raise":
                 raise
@@ -287,8 +416,11 @@ def decode_rows(
     return images[kept], kept, errors
 
 
+NO_COMMA = "no comma: a row is 'label,v1,v2,…'"
+
+
 def split_label(
-    line: bytes, path: str | os.PathLike, line_no: int | None
+    line: bytes, path: str | os.PathLike, line_no: int | None, *, advice: str = FIX_HINT
 ) -> tuple[str, memoryview]:
     """``b"tulip,1,2"`` → ``("tulip", view of b"1,2")``; a missing or binary label is an error.
 
@@ -303,12 +435,17 @@ def split_label(
         end -= 1
     comma = line.find(b",", 0, end)
     if comma < 0:
-        raise CSVFormatError(path, line_no, f"no comma: a row is 'label,v1,v2,…'. {FIX_HINT}")
+        raise CSVFormatError(path, line_no, NO_COMMA, advice)
     # A view, not a copy: the values are copied once, when a batch is joined.
-    return decode_label(line[:comma], path, line_no), memoryview(line)[comma + 1 : end]
+    return (
+        decode_label(line[:comma], path, line_no, advice=advice),
+        memoryview(line)[comma + 1 : end],
+    )
 
 
-def decode_label(label: bytes, path: str | os.PathLike, line_no: int | None) -> str:
+def decode_label(
+    label: bytes, path: str | os.PathLike, line_no: int | None, *, advice: str = FIX_HINT
+) -> str:
     """A row's label as text; an empty or non-UTF-8 label is a :class:`CSVFormatError`.
 
     Examples
@@ -321,12 +458,12 @@ def decode_label(label: bytes, path: str | os.PathLike, line_no: int | None) -> 
     fitlab.data.csvrows.CSVFormatError: t.csv, line 2: the label b'\\xff\\xfe' is not UTF-8 text...
     """
     if not label.strip():
-        raise CSVFormatError(path, line_no, f"the label (column 1) is empty. {FIX_HINT}")
+        raise CSVFormatError(path, line_no, "the label (column 1) is empty", advice)
     try:
         return label.decode("utf-8")
     except UnicodeDecodeError:
         raise CSVFormatError(
-            path, line_no, f"the label {_show(label)} is not UTF-8 text (binary data?). {FIX_HINT}"
+            path, line_no, f"the label {_show(label)} is not UTF-8 text (binary data?)", advice
         ) from None
 
 
@@ -348,6 +485,11 @@ def parse_row(
     path, line_no
         Named in the error message.
 
+    Raises
+    ------
+    CSVFormatError
+        The row is not ``label,v1,…`` with every value an integer 0–255.
+
     Examples
     --------
     >>> parse_row("iris,1,2,3\\r\\n")[1]
@@ -355,14 +497,14 @@ def parse_row(
     >>> parse_row("iris,1,256,3", path="x.csv", line_no=7)
     Traceback (most recent call last):
     ...
-    fitlab.data.csvrows.CSVFormatError: x.csv, line 7: value 256 in column 3 is outside 0–255. ...
+    fitlab.data.csvrows.CSVFormatError: x.csv, line 7: value 256 in column 3 is outside 0–255...
     """
     if isinstance(line, str):
         line = line.encode("utf-8")
     line = line.rstrip(b"\r\n")
-    label, rest = split_label(line, path, line_no)
+    label, rest = split_label(line, path, line_no, advice=ROW_ADVICE)
     count = values if values is not None else bytes(rest).count(b",") + 1
-    images, _, _ = decode_rows([rest], count, path, [line_no])
+    images, _, _ = decode_rows([rest], count, path, [line_no], advice=ROW_ADVICE)
     return label, images[0]
 
 
@@ -391,7 +533,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
 
     ``line_no`` is 1-based; a leading UTF-8 BOM is dropped; the line keeps its
     line end (:func:`split_label` drops it, without copying the row);
-    ``complete`` is False only for a last line with no line end.
+    ``complete`` is False only for a last line with no line end. A damaged
+    ``.csv.gz`` raises :class:`CSVFormatError` (see :func:`gzip_error`).
 
     Examples
     --------
@@ -401,17 +544,23 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes, bool]]:
     >>> list(iter_lines(path))
     [(1, b'a,1\\r\\n', True), (4, b'b,2', False)]
     """
-    with open_binary(path) as f:
-        for line_no, raw in enumerate(f, start=1):
-            if line_no == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            # Blank: only whitespace. (strip() would copy every long row: test the first byte.)
-            if raw[0] not in WHITESPACE or raw.strip():
-                yield line_no, raw, raw.endswith(b"\n")
+    try:
+        with open_binary(path) as f:
+            for line_no, raw in enumerate(f, start=1):
+                if line_no == 1 and raw.startswith(BOM):
+                    raw = raw[len(BOM) :]
+                # Blank: only whitespace. (strip() would copy every long row: test the first byte.)
+                if raw[0] not in WHITESPACE or raw.strip():
+                    yield line_no, raw, raw.endswith(b"\n")
+    except GZIP_ERRORS as exc:  # a plain file raises none of these
+        raise gzip_error(path, exc) from exc
 
 
 def count_rows(path: str | os.PathLike) -> int:
-    """The number of data rows (non-blank lines) in a CSV.
+    """The number of data rows (non-blank lines) in a CSV: 0 for an empty file.
+
+    Rows are counted, not checked; a damaged ``.csv.gz`` raises
+    :class:`CSVFormatError`.
 
     Examples
     --------
@@ -434,14 +583,24 @@ def values_for(size: int) -> int:
     return size * size * 3
 
 
-def infer_values(rest: bytes | memoryview, path: str | os.PathLike, line_no: int) -> int:
+def infer_values(
+    rest: bytes | memoryview,
+    path: str | os.PathLike,
+    line_no: int,
+    *,
+    cut_off: bool = False,
+    advice: str = FIX_HINT,
+) -> int:
     """The values per row, from a first row; it must be ``size × size × 3``.
+
+    ``cut_off``: the row is the file's last and has no line end. ``advice``
+    ends the message: what the calling reader accepts.
 
     Examples
     --------
     >>> infer_values(b"1,2,3,4,5,6,7,8,9,10,11,12", "t.csv", 1)  # a 2 × 2 image
     12
-    >>> infer_values(b"1,2", "t.csv", 1)
+    >>> infer_values(b"1,2", "t.csv", 1, advice="Fix the row.")
     Traceback (most recent call last):
     ...
     fitlab.data.csvrows.CSVFormatError: t.csv, line 1: 2 values is not size × size × 3 for any...
@@ -449,11 +608,14 @@ def infer_values(rest: bytes | memoryview, path: str | os.PathLike, line_no: int
     count = bytes(rest).count(b",") + 1
     side = math.isqrt(count // 3)
     if count % 3 or side * side * 3 != count:
+        if cut_off:
+            raise CSVFormatError(path, line_no, _cut_off_reason(count), REBUILD_ADVICE)
         raise CSVFormatError(
             path,
             line_no,
             f"{count} values is not size × size × 3 for any size, so the image size cannot be "
-            "inferred from this first row. Pass size= or fix the row.",
+            "inferred from this first row",
+            advice,
         )
     return count
 
@@ -508,6 +670,12 @@ def load_csv(
     size : int, optional
         The image side; inferred from the first row when omitted.
 
+    Raises
+    ------
+    CSVFormatError
+        A bad row (``on_bad_row="raise"``); a file with no rows, or no valid
+        rows; a damaged ``.csv.gz``.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -523,13 +691,21 @@ def load_csv(
     labels: list[str] = []
     skipped: list[CSVFormatError] = []
     pending: list[tuple[int, str, bytes, bool]] = []
+    rows = 0
 
     def flush():
         nonlocal values
+        while values is None and pending:  # with "skip", a bad first row is one more bad row
+            line_no, _, rest, complete = pending[0]
+            try:
+                values = infer_values(rest, path, line_no, cut_off=not complete, advice=SIZE_ADVICE)
+            except CSVFormatError as exc:
+                if on_bad_row == "raise":
+                    raise
+                skipped.append(exc)
+                pending.pop(0)
         if not pending:
             return
-        if values is None:
-            values = infer_values(pending[0][2], path, pending[0][0])
         images, kept, errors = decode_rows(
             [p[2] for p in pending], values, path, [p[0] for p in pending],
             on_bad_row=on_bad_row, cut_off=[not p[3] for p in pending],
@@ -540,6 +716,7 @@ def load_csv(
         pending.clear()
 
     for line_no, line, complete in iter_lines(path):
+        rows += 1
         try:
             label, rest = split_label(line, path, line_no)
         except CSVFormatError as exc:
@@ -551,13 +728,38 @@ def load_csv(
         if len(pending) >= chunk_rows:
             flush()
     flush()
+    if not rows:
+        raise no_rows_error(path)
     skipped.sort(key=lambda e: e.line or 0)
     report_skipped(path, skipped)
-    side = side_of(values) if values else (size or 0)
-    images = np.concatenate(chunks) if chunks else np.empty((0, side * side * 3), np.uint8)
-    return LoadedCSV(images.reshape(-1, side, side, 3), np.array(labels, dtype=str), skipped)
+    if not labels:
+        raise no_valid_rows_error(path, skipped)
+    side = side_of(values)
+    images = np.concatenate(chunks).reshape(-1, side, side, 3)
+    return LoadedCSV(images, np.array(labels, dtype=str), skipped)
 
 
-def _show(token: bytes, limit: int = 20) -> str:
-    text = repr(token[:limit])
-    return text + ("…" if len(token) > limit else "")
+def _show(token: bytes | memoryview, limit: int = 20) -> str:
+    """``token`` quoted as a bytes literal; a long one cut, with ``…`` and its length.
+
+    Examples
+    --------
+    >>> _show(b"1.5"), _show(b"x" * 30, limit=4)
+    ("b'1.5'", "b'xxxx'… (30 bytes)")
+    """
+    if len(token) <= limit:
+        return repr(bytes(token))
+    return f"{bytes(token[:limit])!r}… ({len(token):,} bytes)"
+
+
+def _digits(token: bytes, limit: int = 20) -> str:
+    """A token of ASCII digits as text; a long one cut, with ``…`` and its length.
+
+    Examples
+    --------
+    >>> _digits(b"256"), _digits(b"9" * 30, limit=4)
+    ('256', '9999… (30 digits)')
+    """
+    if len(token) <= limit:
+        return token.decode("ascii")
+    return f"{token[:limit].decode('ascii')}… ({len(token):,} digits)"

@@ -19,7 +19,18 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fitlab.data.csvrows import CSVFormatError, iter_lines, split_label
+from fitlab.data.csvrows import (
+    CSVFormatError,
+    check_on_bad_row,
+    iter_lines,
+    no_rows_error,
+    no_valid_rows_error,
+    report_skipped,
+    split_label,
+)
+
+# What to do about an unknown label, for a reader that takes classes= but cannot skip rows.
+CLASSES_ADVICE = "Pass classes= naming every label, or fix or delete that row."
 
 
 def label_codes(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -39,10 +50,13 @@ def encode_labels(
     classes: Sequence[str],
     path: str | os.PathLike,
     lines: Sequence[int | None] | None = None,
+    *,
+    advice: str = CLASSES_ADVICE,
 ) -> np.ndarray:
     """Class indices of ``labels``; an unknown label is a :class:`CSVFormatError` at its line.
 
-    ``lines`` gives each label's 1-based line in ``path`` (``None`` when not known).
+    ``lines`` gives each label's 1-based line in ``path`` (``None`` when not
+    known); ``advice`` ends the message: what the calling reader accepts.
 
     Examples
     --------
@@ -56,7 +70,7 @@ def encode_labels(
     if len(unknown):
         first = int(unknown[0])
         line = None if lines is None else lines[first]
-        raise CSVFormatError(path, line, unknown_label_reason(labels[first], classes))
+        raise CSVFormatError(path, line, unknown_label_reason(labels[first], classes), advice)
     return codes
 
 
@@ -72,17 +86,14 @@ def one_hot_rows(codes: np.ndarray, classes: int) -> np.ndarray:
 
 
 def unknown_label_reason(label: str, classes: Sequence[str]) -> str:
-    """The message for a label that is not among ``classes``, with what to do.
+    """What is wrong with a label that is not among ``classes`` (the reader adds what to do).
 
     Examples
     --------
     >>> unknown_label_reason("rose", ["iris"])
-    "unknown label 'rose': the classes (from the training CSV) are ['iris']. Pass classes= ..."
+    "unknown label 'rose': the classes are ['iris']"
     """
-    return (
-        f"unknown label {label!r}: the classes (from the training CSV) are {list(classes)}. "
-        "Pass classes= covering every label, or fix the row"
-    )
+    return f"unknown label {label!r}: the classes are {list(classes)}"
 
 
 def classes_of(labels: Iterable[str]) -> list[str]:
@@ -96,10 +107,25 @@ def classes_of(labels: Iterable[str]) -> list[str]:
     return sorted(set(labels))
 
 
-def classes_from_csv(path: str | os.PathLike) -> list[str]:
+def classes_from_csv(path: str | os.PathLike, *, on_bad_row: str = "raise") -> list[str]:
     """The sorted distinct labels of a CSV, as scikit-learn's ``LabelBinarizer`` sorts them.
 
     Only the labels are read (values are not checked).
+
+    Parameters
+    ----------
+    path : path
+        A plain or gzip-compressed CSV.
+    on_bad_row : {"raise", "skip"}
+        ``"raise"``: a row with no comma, or an empty or non-UTF-8 label,
+        raises :class:`CSVFormatError`. ``"skip"``: such rows are left out and
+        reported with a :class:`fitlab.BadRowsWarning`.
+
+    Raises
+    ------
+    CSVFormatError
+        A bad label (``on_bad_row="raise"``); a file with no rows, or no
+        valid labels; a damaged ``.csv.gz``.
 
     Examples
     --------
@@ -109,4 +135,21 @@ def classes_from_csv(path: str | os.PathLike) -> list[str]:
     >>> classes_from_csv(p)
     ['daffodil', 'lilyvalley', 'snowdrop']
     """
-    return classes_of(split_label(line, path, line_no)[0] for line_no, line, _ in iter_lines(path))
+    check_on_bad_row(on_bad_row)
+    labels: set[str] = set()
+    skipped: list[CSVFormatError] = []
+    rows = 0
+    for line_no, line, _ in iter_lines(path):
+        rows += 1
+        try:
+            labels.add(split_label(line, path, line_no)[0])
+        except CSVFormatError as exc:
+            if on_bad_row == "raise":
+                raise
+            skipped.append(exc)
+    if not rows:
+        raise no_rows_error(path)
+    report_skipped(path, skipped)
+    if not labels:
+        raise no_valid_rows_error(path, skipped)
+    return classes_of(labels)

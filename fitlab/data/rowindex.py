@@ -29,16 +29,22 @@ import numpy as np
 from fitlab.data.csvrows import (
     BOM,
     FIX_HINT,
+    GZIP_ERRORS,
     GZIP_MAGIC,
+    NO_COMMA,
     WHITESPACE,
     CSVFormatError,
     decode_label,
+    gzip_error,
     infer_values,
 )
 
 
 def plain_copy(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> Path:
     """Decompress a gzip CSV to a temporary plain file for random access (caller deletes it).
+
+    A damaged ``.csv.gz`` raises :class:`CSVFormatError` naming it (see
+    :func:`fitlab.data.csvrows.gzip_error`), and leaves no copy behind.
 
     Examples
     --------
@@ -54,6 +60,9 @@ def plain_copy(path: str | os.PathLike, directory: str | os.PathLike | None = No
     try:
         with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
+    except GZIP_ERRORS as exc:
+        os.unlink(name)
+        raise gzip_error(path, exc) from exc
     except BaseException:
         os.unlink(name)
         raise
@@ -145,7 +154,9 @@ def index_rows(
     """Scan a plain CSV once, in ``block``-sized reads, and index its rows.
 
     Memory stays at about ``block`` bytes plus a few bytes a row. Labels are
-    checked here (``shown`` is the name used in errors); values are not.
+    checked here (``shown`` is the name used in errors); values are not. A
+    first row whose width is no image size is a bad row (skipped with
+    ``on_bad_row="skip"``; the next row then sets the width).
 
     Examples
     --------
@@ -189,12 +200,11 @@ def index_rows(
                 try:
                     comma = buf.find(b",", start, stop)
                     if comma < 0:
-                        raise CSVFormatError(
-                            shown, line_no, f"no comma: a row is 'label,v1,…'. {FIX_HINT}"
-                        )
+                        raise CSVFormatError(shown, line_no, NO_COMMA, FIX_HINT)
                     label = decode_label(buf[start:comma], shown, line_no)
                     if values is None:
-                        values = infer_values(buf[comma + 1 : stop], shown, line_no)
+                        last = not chunk and end == len(buf)  # no line end
+                        values = infer_values(buf[comma + 1 : stop], shown, line_no, cut_off=last)
                 except CSVFormatError as exc:
                     if on_bad_row == "raise":
                         raise

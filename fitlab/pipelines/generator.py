@@ -29,10 +29,15 @@ import numpy as np
 
 from fitlab.data import csvrows
 from fitlab.data.csvrows import CSVFormatError
-from fitlab.data.labels import encode_labels, one_hot_rows
+from fitlab.data.labels import label_codes, one_hot_rows, unknown_label_reason
 from fitlab.pipelines.meter import InputMeter
 
 MODES = ("train", "eval")
+# What to do about an unknown label: csv_image_generator takes lb, not classes=.
+LABEL_ADVICE = (
+    "Give lb every class (the full list of names, or a LabelBinarizer fitted on all the "
+    "labels), fix or delete that row, or pass on_bad_row='skip' to skip bad rows."
+)
 
 
 def csv_image_generator(
@@ -81,16 +86,25 @@ def csv_image_generator(
         Batch size.
     lb : LabelBinarizer or sequence of str
         A fitted ``sklearn.preprocessing.LabelBinarizer``, or the class names
-        (one-hot ``float32`` in that order). A label it does not know raises
-        :class:`CSVFormatError` naming the label, the file and the line.
+        (one-hot ``float32`` in that order). A label it does not know is a bad
+        row: :class:`CSVFormatError` naming the label, the file and the line.
     mode : {"train", "eval"}
     aug : callable or ImageDataGenerator, optional
         Called on the ``uint8`` batch (a Keras layer with ``training=True``),
         or a Keras-2 style object with ``.flow``. Images are then ``float32``
         in 0–255.
     on_bad_row : {"raise", "skip"}
+        ``"raise"``: the first bad row raises :class:`CSVFormatError`.
+        ``"skip"``: bad rows (bad values, a bad or unknown label) are left out
+        and reported with a :class:`fitlab.BadRowsWarning`.
     meter : InputMeter, optional
         Gets the time each ``next()`` took (see :mod:`fitlab.pipelines.meter`).
+
+    Raises
+    ------
+    CSVFormatError
+        On the ``next()`` that meets it: a bad row (``on_bad_row="raise"``), a
+        file with no rows or no valid rows, a damaged ``.csv.gz``.
 
     Examples
     --------
@@ -141,48 +155,86 @@ def _batches(input_path, bs, lb, mode, aug, on_bad_row) -> Iterator:
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
     check_batch_size(bs)
     csvrows.check_on_bad_row(on_bad_row)
-    encode = _label_encoder(lb)
+    classes, targets_of = _label_encoder(lb)
     rows = _Rows(input_path, forever=mode == "train", on_bad_row=on_bad_row)
     values = None
+    yielded = False
     while True:
-        images, labels, lines = [], [], []
-        while len(labels) < bs:  # fill a batch line by line (parsed together: much faster)
-            batch = list(islice(rows, bs - len(labels)))
-            if not batch:
+        images, codes = [], []
+        count = 0
+        while count < bs:  # fill a batch line by line (parsed together: much faster)
+            chunk = list(islice(rows, bs - count))
+            if not chunk:
                 break  # end of the file in "eval" mode
+            # Every bad row of the chunk (label, width, values, class), so "raise" names the first.
+            errors = [row[2] for row in chunk if row[1] is None]
+            chunk = [row for row in chunk if row[1] is not None]
             if values is None:
-                values = csvrows.infer_values(batch[0][2], input_path, batch[0][0])
-            parsed, kept, errors = csvrows.decode_rows(
-                [row[2] for row in batch], values, input_path, [row[0] for row in batch],
-                on_bad_row=on_bad_row, cut_off=[not row[3] for row in batch],
-            )  # fmt: skip
-            rows.skip(errors)
-            images.append(parsed)
-            labels += [row[1] for row, k in zip(batch, kept, strict=True) if k]
-            lines += [row[0] for row, k in zip(batch, kept, strict=True) if k]
-            rows.progress(kept.any())
+                values, chunk = _first_width(input_path, chunk, errors, on_bad_row)
+            good = 0
+            if chunk:
+                parsed, kept, bad_values = csvrows.decode_rows(
+                    [row[2] for row in chunk], values, input_path, [row[0] for row in chunk],
+                    on_bad_row="skip", cut_off=[not row[3] for row in chunk],
+                )  # fmt: skip
+                chunk = [row for row, k in zip(chunk, kept, strict=True) if k]
+                chunk_codes = label_codes([row[1] for row in chunk], classes)
+                known = chunk_codes >= 0
+                errors += bad_values + [
+                    CSVFormatError(
+                        input_path, row[0], unknown_label_reason(row[1], classes), LABEL_ADVICE
+                    )
+                    for row, k in zip(chunk, known, strict=True)
+                    if not k
+                ]
+                images.append(parsed[known])
+                codes.append(chunk_codes[known])
+                good = int(known.sum())
+            rows.skip(sorted(errors, key=lambda e: e.line))
+            rows.progress(good > 0)
+            count += good
         rows.report()
-        if not labels:
+        if not count:
+            if not yielded:  # "eval": the whole file, and not one good row
+                raise csvrows.no_valid_rows_error(input_path, rows.bad())
             return  # "eval": every row was yielded once; never an empty batch
         side = csvrows.side_of(values)
         images = np.concatenate(images).reshape(-1, side, side, 3)
-        targets = encode(labels, input_path, lines)
+        targets = targets_of(np.concatenate(codes))
         if aug is not None:
             images, targets = apply_augmentation(aug, images, targets)
+        yielded = True
         yield images, targets
+
+
+def _first_width(path, chunk, errors, on_bad_row) -> tuple[int | None, list]:
+    """The values per row, from the first row that tells; the rows before it are bad."""
+    while chunk:
+        line_no, _, part, complete = chunk[0]
+        try:
+            return csvrows.infer_values(part, path, line_no, cut_off=not complete), chunk
+        except CSVFormatError as exc:
+            errors.append(exc)
+            if on_bad_row == "raise":
+                raise min(errors, key=lambda e: e.line) from None
+            chunk = chunk[1:]
+    return None, chunk
 
 
 class _Rows:
     """``(line_no, label, values_part, complete)`` for each row, pass after pass if ``forever``.
 
-    Bad rows are raised or, with ``on_bad_row="skip"``, collected by
-    :meth:`skip` and reported by :meth:`report` as a ``BadRowsWarning`` (the
-    warnings filter shows a repeat of the same rows on a later pass once).
+    A row whose label cannot be read comes as ``(line_no, None, error,
+    complete)``. Bad rows are raised or, with ``on_bad_row="skip"``, collected
+    by :meth:`skip` and reported by :meth:`report` as a ``BadRowsWarning``
+    (the warnings filter shows a repeat of the same rows on a later pass
+    once); :meth:`bad` lists them for the error of a file with no good row.
     """
 
     def __init__(self, path, forever: bool, on_bad_row: str):
         self.path, self.forever, self.on_bad_row = path, forever, on_bad_row
         self.skipped: list[CSVFormatError] = []
+        self._bad: dict[int | None, CSVFormatError] = {}  # by line: each bad row once
         self.passes = 0  # completed passes over the file
         self._good_pass = 0
         self._iter = self._generate()
@@ -197,6 +249,11 @@ class _Rows:
         if errors and self.on_bad_row == "raise":
             raise errors[0]
         self.skipped += errors
+        for error in errors:
+            self._bad.setdefault(error.line, error)
+
+    def bad(self) -> list[CSVFormatError]:
+        return sorted(self._bad.values(), key=lambda e: e.line or 0)
 
     def progress(self, any_good: bool) -> None:
         """Refuse to loop forever over a file whose every row is bad."""
@@ -204,7 +261,7 @@ class _Rows:
             self._good_pass = self.passes
         elif self.passes - self._good_pass >= 2:
             self.report()
-            raise CSVFormatError(self.path, None, "no valid rows: every row is bad")
+            raise csvrows.no_valid_rows_error(self.path, self.bad())
 
     def report(self) -> None:
         skipped, self.skipped = sorted(self.skipped, key=lambda e: e.line), []
@@ -214,43 +271,42 @@ class _Rows:
         while True:
             rows = 0
             for line_no, line, complete in csvrows.iter_lines(self.path):
+                rows += 1
                 try:
                     label, part = csvrows.split_label(line, self.path, line_no)
                 except CSVFormatError as exc:
-                    self.skip([exc])
+                    yield line_no, None, exc, complete  # so "raise" can name the first bad row
                     continue
-                rows += 1
                 yield line_no, label, part, complete
+            if not rows:
+                raise csvrows.no_rows_error(self.path)
             self.passes += 1
             if not self.forever:
                 return
-            if rows == 0:
-                raise CSVFormatError(self.path, None, "no rows: nothing to loop over")
 
 
-def _label_encoder(lb) -> Callable:
-    """``encode(labels, path, lines)``: a fitted LabelBinarizer's output, or one-hot rows.
+def _label_encoder(lb) -> tuple[list[str], Callable]:
+    """``(classes, targets_of)``: the class names, and class indices → ``lb``'s targets.
 
-    With a ``LabelBinarizer`` the result is what ``lb.transform(labels)`` returns
-    (its dtype, its single column for two classes, a sparse matrix with
-    ``sparse_output=True``): rows of the table ``lb.transform(lb.classes_)``,
-    made once, picked by :func:`fitlab.data.labels.encode_labels`. Calling
-    scikit-learn on every batch made the generator up to about half as fast
-    (``docs/measurements.md``).
+    With a ``LabelBinarizer`` the targets are what ``lb.transform(labels)``
+    returns (its dtype, its single column for two classes, a sparse matrix
+    with ``sparse_output=True``): rows of the table ``lb.transform(lb.classes_)``,
+    made once, picked by the indices that
+    :func:`fitlab.data.labels.label_codes` gives. Calling scikit-learn on
+    every batch made the generator up to about half as fast
+    (``docs/measurements.md``). With class names, one-hot ``float32`` rows.
     """
     if hasattr(lb, "classes_") and hasattr(lb, "transform"):
         classes = [str(c) for c in lb.classes_]
         table = lb.transform(lb.classes_)  # row i encodes classes_[i]
-        return lambda labels, path, lines: table[encode_labels(labels, classes, path, lines)]
+        return classes, lambda codes: table[codes]
     if isinstance(lb, str) or not isinstance(lb, Sequence | np.ndarray):
         raise TypeError(
             "lb must be a fitted sklearn LabelBinarizer or a sequence of class names, "
             f"got {type(lb).__name__}"
         )
     classes = [str(c) for c in lb]
-    return lambda labels, path, lines: one_hot_rows(
-        encode_labels(labels, classes, path, lines), len(classes)
-    )
+    return classes, lambda codes: one_hot_rows(codes, len(classes))
 
 
 def apply_augmentation(aug: Any, images: np.ndarray, targets: Any) -> tuple[np.ndarray, Any]:

@@ -38,6 +38,12 @@ from fitlab.data.rowindex import index_rows, is_gzip, plain_copy
 from fitlab.pipelines.generator import apply_augmentation, check_batch_size
 from fitlab.pipelines.meter import InputMeter, rows_in
 
+# What to do about an unknown label: CSVSequence takes classes= and on_bad_row=.
+LABEL_ADVICE = (
+    "Pass classes= naming every label, fix or delete that row, or pass on_bad_row='skip' "
+    "to skip bad rows."
+)
+
 
 def _check_fork_safe(augment, use_multiprocessing: bool) -> None:
     if (
@@ -168,11 +174,18 @@ class CSVSequence(keras.utils.PyDataset):
     on_bad_row : {"raise", "skip"}
         ``"skip"`` checks every row once up front, leaves bad ones out, warns
         with a :class:`fitlab.BadRowsWarning` and lists them in
-        ``.skipped``. ``"raise"`` finds a bad row when its batch is read.
+        ``.skipped``. ``"raise"`` finds a bad label here and a bad value when
+        its batch is read.
     meter : InputMeter, optional
         Gets each batch's loading time (see :mod:`fitlab.pipelines.meter`).
     workers, use_multiprocessing, max_queue_size
         Passed to ``keras.utils.PyDataset``: how ``fit`` parallelises loading.
+
+    Raises
+    ------
+    CSVFormatError
+        A bad row (see ``on_bad_row``); a file with no rows, or no valid
+        rows; a damaged ``.csv.gz``.
 
     Examples
     --------
@@ -227,6 +240,10 @@ class CSVSequence(keras.utils.PyDataset):
         self._codes = self._encode_labels(on_bad_row)
         self.skipped.sort(key=lambda e: e.line or 0)
         csvrows.report_skipped(self.path, self.skipped)
+        if not len(index):
+            if self.skipped:
+                raise csvrows.no_valid_rows_error(self.path, self.skipped)
+            raise csvrows.no_rows_error(self.path)
         self.image_shape = (csvrows.side_of(index.values),) * 2 + (3,)
         self._weights = self._row_weights(sample_weights)
         self._order = self._permutation() if shuffle else None
@@ -373,8 +390,8 @@ class CSVSequence(keras.utils.PyDataset):
         index = self._index
         if os.fstat(self._fd).st_size != index.file_size:
             raise CSVFormatError(
-                self.path, None,
-                "the file changed size since this CSVSequence indexed it; make a new one",
+                self.path, None, "the file changed size since this CSVSequence indexed it",
+                "Make a new CSVSequence of it.",
             )  # fmt: skip
         offsets, lengths = index.offsets[rows].tolist(), index.lengths[rows].tolist()
         blob = bytearray(len(csvrows.PAD) + sum(lengths) + len(rows))
@@ -429,6 +446,7 @@ class CSVSequence(keras.utils.PyDataset):
                     self.path,
                     int(index.lines[r]),
                     unknown_label_reason(index.labels[r], self.classes),
+                    LABEL_ADVICE,
                 )
                 for r in unknown.tolist()
             ]

@@ -13,9 +13,13 @@ The labels become class indices through :func:`fitlab.data.labels.label_codes`
 (a small ``tf.py_function``), as in every other reader. The same counts prove
 the batch clean; when they do not (or a label is unknown or empty), the batch
 goes to :func:`fitlab.data.csvrows.strict_values` through a
-``tf.py_function``, which either parses valid odd spellings (``007``) or
+``tf.py_function``, which either parses valid odd spellings (``0255``) or
 raises a :class:`~fitlab.CSVFormatError` naming the file and the
-line: iteration stops with that message, and no corrupt batch is yielded.
+line: iteration stops with that message (TensorFlow raises it as a
+``tf.errors.OpError`` carrying the message), and no corrupt batch is yielded.
+What is wrong with the file as a whole (no rows, a damaged ``.csv.gz``, a bad
+label when the classes are read from the file) raises
+:class:`~fitlab.CSVFormatError` itself, when the dataset is made.
 (Why not ``decode_csv`` or ``tf.strings.split``: see ``docs/measurements.md``.)
 
 Examples
@@ -38,13 +42,22 @@ import numpy as np
 import tensorflow as tf
 
 from fitlab.data import csvrows
-from fitlab.data.labels import classes_from_csv, encode_labels, label_codes
+from fitlab.data.labels import classes_of, encode_labels, label_codes
 from fitlab.data.rowindex import is_gzip
 from fitlab.pipelines.generator import check_batch_size
 from fitlab.pipelines.meter import InputMeter, rows_in
 
 AUTOTUNE = tf.data.AUTOTUNE
 _BLANK = "[ \t\r\x0b\x0c]*"
+# What to do about a bad row: csv_dataset can neither skip rows nor infer the size.
+ROW_ADVICE = (
+    "Fix or delete that row (csv_dataset cannot skip rows: CSVSequence and load_csv "
+    "can, with on_bad_row='skip')."
+)
+LABEL_ADVICE = (
+    "Pass classes= naming every label, or fix or delete that row (csv_dataset cannot skip "
+    "rows: CSVSequence and load_csv can, with on_bad_row='skip')."
+)
 
 
 def csv_dataset(
@@ -93,6 +106,14 @@ def csv_dataset(
         Gets the time the consumer waited for each batch, measured on the
         consumer's side of the prefetch (see :mod:`fitlab.pipelines.meter`).
 
+    Raises
+    ------
+    CSVFormatError
+        Here: a file with no rows, a damaged ``.csv.gz``, a row with no label
+        (when ``classes`` is omitted). While iterating, a bad row stops the
+        iteration with a ``tf.errors.OpError`` carrying the
+        :class:`~fitlab.CSVFormatError` message (file, line, what to do).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -108,10 +129,18 @@ def csv_dataset(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such CSV: {path}")
-    classes = list(classes) if classes is not None else classes_from_csv(path)
+    compressed = is_gzip(path)
+    # A whole pass when the row count or the classes are needed, and always over a
+    # .csv.gz: tf.data's own error for a damaged one names no file.
+    row_count, labels = _scan(
+        path, labels=classes is None, whole=not repeat or compressed or classes is None
+    )
+    if not row_count:
+        raise csvrows.no_rows_error(path)
+    classes = list(classes) if classes is not None else classes_of(labels)
     parse = _batch_parser(path, classes, size, one_hot)
 
-    compression = "GZIP" if is_gzip(path) else ""
+    compression = "GZIP" if compressed else ""
     lines = tf.data.TextLineDataset(path, compression_type=compression, buffer_size=1 << 20)
     rows = tf.data.Dataset.zip(tf.data.Dataset.counter(start=1), lines).filter(_not_blank)
     if cache:
@@ -128,7 +157,7 @@ def csv_dataset(
         # Filtering blank lines hides the length from tf.data; without it `fit`
         # takes a phantom step at the end of every epoch (one more optimizer
         # iteration, one more dropout seed) and the progress bar has no target.
-        batches = math.ceil(csvrows.count_rows(path) / batch_size)
+        batches = math.ceil(row_count / batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
     if augment is not None:
         ds = ds.map(_augmenter(augment), num_parallel_calls=AUTOTUNE)
@@ -136,6 +165,21 @@ def csv_dataset(
     if meter is not None:
         ds = _metered(ds, meter)
     return ds
+
+
+def _scan(path: str, labels: bool, whole: bool) -> tuple[int, set[str]]:
+    """``(rows, labels)`` of a CSV: every row when ``whole``, else the first (0 or 1).
+
+    Labels are read only when ``labels``; a bad one raises :class:`~fitlab.CSVFormatError`.
+    """
+    count, names = 0, set()
+    for line_no, line, _ in csvrows.iter_lines(path):
+        count += 1
+        if labels:
+            names.add(csvrows.split_label(line, path, line_no, advice=ROW_ADVICE)[0])
+        if not whole:
+            break
+    return count, names
 
 
 def _not_blank(line_no, line):
@@ -165,10 +209,11 @@ def _batch_parser(path: str, classes: list[str], size: int, one_hot: bool):
         for i, (line_no, line) in enumerate(zip(line_nos, lines, strict=True)):
             if line_no == 1 and line.startswith(csvrows.BOM):
                 line = line[len(csvrows.BOM) :]
-            label, part = csvrows.split_label(line, path, line_no)
-            images[i] = csvrows.strict_values(part, values, path, line_no)
+            label, part = csvrows.split_label(line, path, line_no, advice=ROW_ADVICE)
+            images[i] = csvrows.strict_values(part, values, path, line_no, advice=ROW_ADVICE)
             labels.append(label)
-        codes = encode_labels(labels, classes, path, line_nos).astype(np.int32)
+        codes = encode_labels(labels, classes, path, line_nos, advice=LABEL_ADVICE)
+        codes = codes.astype(np.int32)
         return images.reshape(-1, size, size, 3), codes
 
     def parse(line_nos, lines):
