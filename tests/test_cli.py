@@ -98,3 +98,9 @@ def test_an_image_over_pillows_pixel_limit_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "fitlab data: error:" in err
     assert "decompression bomb" in err.lower() and "official 17flowers.tgz" in err
+
+
+def test_an_archive_path_that_is_a_folder_says_so(tmp_path):
+    done = run_cli("data", "--archive", str(tmp_path), "--data-dir", str(tmp_path / "data"))
+    line = assert_one_line_error(done, "is a folder, not the archive file", str(tmp_path))
+    assert "not found" not in line

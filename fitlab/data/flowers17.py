@@ -287,9 +287,10 @@ def find_archive(out_dir: Path, archive: str | os.PathLike | None = None) -> Pat
         if candidate:
             path = Path(candidate).expanduser()
             if not path.is_file():
+                what = "is a folder, not the archive file" if path.is_dir() else "not found"
                 raise DatasetError(
-                    f"Flowers-17 archive not found: {path} (given by {origin}). "
-                    f"Point {ARCHIVE_ENV} at a copy of 17flowers.tgz, for example "
+                    f"Flowers-17 archive {what}: {path} (given by {origin}). Point it at the "
+                    f"17flowers.tgz file itself, for example "
                     f"`export {ARCHIVE_ENV}=/path/to/17flowers.tgz`, or unset it to download."
                 )
             return path
