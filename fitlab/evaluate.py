@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from fitlab.engine import BatchStream
+from fitlab.engine.adapters import is_arrays
 from fitlab.pipelines import rows_in
 
 NORMALIZE = (None, "true", "pred", "all")
@@ -88,7 +89,7 @@ def predict_all(model, source, *, steps: int | None = None, batch_size: int = 32
     stream = BatchStream(
         source,
         steps,
-        batch_size=batch_size if _is_arrays(source) else None,
+        batch_size=batch_size if isinstance(source, tuple) or is_arrays(source) else None,
         role="prediction data",
         steps_name="steps",
         keep_position=False,
@@ -111,15 +112,6 @@ def predict_all(model, source, *, steps: int | None = None, batch_size: int = 32
     if not outputs:
         return np.zeros((0, *model.output_shape[1:]), dtype="float32")
     return np.concatenate(outputs, axis=0)
-
-
-def _is_arrays(source) -> bool:
-    """Array data that predict_all slices itself: x, a dict of arrays, or (x, y[, w])."""
-    if isinstance(source, tuple | dict):
-        return True
-    return isinstance(source, np.ndarray) or (
-        hasattr(source, "shape") and hasattr(source, "__array__")
-    )
 
 
 def _class_indices(y, class_names, name: str) -> np.ndarray:

@@ -35,6 +35,7 @@ from fitlab.data import (
     load_csv,
     prepare_flowers17,
 )
+from fitlab.data.labels import one_hot_rows
 from fitlab.evaluate import predict_all, report
 from fitlab.files import writable_folder, write_atomically
 from fitlab.loops import train_on_batches
@@ -197,7 +198,6 @@ def train_tutorial(
 
 
 def _tutorial_model(shape: tuple, classes: int, augment: bool, seed: int) -> keras.Model:
-
     height, width, depth = shape
     augmentation = make_augmentation(**TUTORIAL_AUGMENTATION, seed=seed) if augment else None
     return MiniVGGNet.build(width, height, depth, classes, augmentation=augmentation)
@@ -219,9 +219,8 @@ def _train_by(
     test,
 ) -> keras.callbacks.History:
     """Train ``model`` by ``method``; every method validates on the test set."""
-
     x_test, y_test_index = test
-    y_test = keras.utils.to_categorical(y_test_index, len(classes))
+    y_test = one_hot_rows(y_test_index, len(classes))
     if method == "loop":
         # TensorFlow by nature: imported only for this method.
         from fitlab.loops.compiled_tf import CompiledLoop
@@ -245,9 +244,7 @@ def _train_by(
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     if method == "fit":
         x_train, train_labels = load_csv(files.train)
-        y_train = keras.utils.to_categorical(
-            encode_labels(train_labels, classes, files.train), len(classes)
-        )
+        y_train = one_hot_rows(encode_labels(train_labels, classes, files.train), len(classes))
         return model.fit(
             x_train,
             y_train,

@@ -270,9 +270,8 @@ def _passes(
     source: Any, batch_size: int | None, role: str, inputs_only: bool
 ) -> tuple[Callable[[], Iterator] | None, int | None, bool]:
     """(function starting one pass, batches in a pass or None or FOREVER, one-shot?)."""
-    if isinstance(source, tuple) or (inputs_only and _is_arrays(source)):
-        parts = source if isinstance(source, tuple) else source
-        return (*_array_passes(parts, batch_size or DEFAULT_BATCH_SIZE, role), False)
+    if isinstance(source, tuple) or (inputs_only and is_arrays(source)):
+        return (*_array_passes(source, batch_size or DEFAULT_BATCH_SIZE, role), False)
     if batch_size is not None:
         raise ValueError(
             f"{role}: batch_size applies to (x, y) arrays only; {type(source).__name__} "
@@ -292,8 +291,14 @@ def _passes(
     )
 
 
-def _is_arrays(source: Any) -> bool:
-    """``x`` given alone: an array or tensor, or a dict of them."""
+def is_arrays(source: Any) -> bool:
+    """``x`` given alone: an array or tensor, or a dict of them.
+
+    Examples
+    --------
+    >>> is_arrays(np.zeros(3)), is_arrays({"image": np.zeros(3)}), is_arrays([np.zeros(3)])
+    (True, True, False)
+    """
     if isinstance(source, dict):
         return bool(source) and all(hasattr(v, "shape") for v in source.values())
     return isinstance(source, np.ndarray) or (
