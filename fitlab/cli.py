@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args, rest)
+    except KeyboardInterrupt:
+        if getattr(args, "debug", False):
+            raise
+        message = f"interrupted{_AFTER_INTERRUPT[args.command]}"
+        print(f"fitlab {args.command}: {message}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
     except Exception as exc:
         message = user_error(exc)
         if message is None or getattr(args, "debug", False):
@@ -73,6 +78,13 @@ def user_error(exc: BaseException) -> str | None:
         return str(exc)
     return None
 
+
+# What to do after Ctrl-C, per command (nothing was half-written in any of them).
+_AFTER_INTERRUPT = {
+    "data": "; nothing was half-written: run it again to build the CSVs",
+    "train": "; run the same command again to resume after the last finished epoch",
+    "bench": "",
+}
 
 # What an OSError about a path means for the user, and what to do.
 _OS_ERRORS = {
@@ -113,8 +125,31 @@ def _parser() -> argparse.ArgumentParser:
         default="tutorial",
         help="optimizer, schedule and loss: the tutorial's (default) or the improved one",
     )
-    train.add_argument("--out", type=Path, required=True, help="folder for report, plot, model")
+    train.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for report, plot, history, model and the checkpoint a rerun resumes from",
+    )
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the run in --out (checkpoint and outputs) and train from epoch 1",
+    )
+    train.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism: the same seed gives the same bits (a little slower)",
+    )
     _data_options(train)
+    train.add_argument(
+        "--csv",
+        nargs=2,
+        type=Path,
+        metavar=("TRAIN", "TEST"),
+        help="train on these CSVs (the tutorial's format, any size and classes) "
+        "instead of Flowers-17",
+    )
     train.add_argument("--debug", action="store_true", help="show the traceback of an error")
     train.set_defaults(run=_run_train)
 
@@ -146,7 +181,8 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
-    from fitlab.data.flowers17 import MANIFEST, prepare_flowers17
+    from fitlab.data import count_rows
+    from fitlab.data.flowers17 import prepare_flowers17
 
     start = time.perf_counter()
     files = prepare_flowers17(
@@ -157,19 +193,30 @@ def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
         progress=True,
     )
     seconds = time.perf_counter() - start
-    info = json.loads((files.train.parent / MANIFEST).read_text())["files"]
-    train, test = info[files.train.name], info[files.test.name]
+    # Read from the files, not the manifest: once prepare_flowers17 has let go of
+    # the data dir's lock, another build may be replacing the manifest (the CSVs
+    # themselves are swapped in by rename, so they are always whole).
+    rows = [count_rows(path) for path in (files.train, files.test)]
+    megabytes = sum(path.stat().st_size for path in (files.train, files.test)) / 1e6
     print(
-        f"flowers17: {train['rows']:,} training + {test['rows']:,} testing rows, "
-        f"{args.size}x{args.size}x3, {(train['bytes'] + test['bytes']) / 1e6:.1f} MB "
-        f"in {files.train.parent} ({seconds:.1f} s)"
+        f"flowers17: {rows[0]:,} training + {rows[1]:,} testing rows, "
+        f"{args.size}x{args.size}x3, {megabytes:.1f} MB in {files.train.parent} ({seconds:.1f} s)"
     )
     return 0
 
 
 def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from fitlab.files import writable_folder
+
+    # The paths first: a mistake in them costs a moment, not TensorFlow's start-up.
+    for path in args.csv or ():
+        open(path, "rb").close()  # raises the OSError that names the path
+    writable_folder(args.out)
+
+    from fitlab.data import Flowers17Files
     from fitlab.tutorial import train_tutorial
 
+    files = None if args.csv is None else Flowers17Files(*args.csv, ())
     result = train_tutorial(
         args.method,
         epochs=args.epochs,
@@ -180,12 +227,16 @@ def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
         out=args.out,
         data_dir=args.data_dir,
         archive=args.archive,
+        files=files,
+        deterministic=args.deterministic,
+        restart=args.restart,
     )
     print(
         f"{args.method}, {args.recipe} recipe, seed {args.seed}: "
         f"accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f} "
         f"(mirror-averaged: {result['tta_accuracy']:.3f}, {result['tta_macro_f1']:.3f}); "
-        f"{result['wall_s'] / 60:.1f} min; outputs in {args.out}"
+        + ("" if result["finished_before"] else f"{result['wall_s'] / 60:.1f} min; ")
+        + f"outputs in {args.out}"
     )
     return 0
 

@@ -28,7 +28,7 @@ METHODS = ("fit", "generator", "batch", "loop")
 #: The training recipes of :func:`fitlab.make_recipe`.
 RECIPES = ("tutorial", "improved")
 #: The benchmarks of ``python -m fitlab bench NAME``.
-BENCHMARKS = ("build", "pipeline", "loops", "live")
+BENCHMARKS = ("build", "pipeline", "loops", "live", "faults")
 
 ARCHIVE_ENV = "FITLAB_FLOWERS17_ARCHIVE"
 DATA_DIR_ENV = "FITLAB_DATA_DIR"

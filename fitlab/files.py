@@ -10,6 +10,9 @@ or the new one, never a mix; what it does leave is a temp file, which
 Names read back from a manifest or checkpoint go through :func:`name_inside`,
 which refuses any name that would lead out of the folder.
 
+Work that must not run twice at once on one folder (building the CSVs) holds
+:func:`exclusive_lock` on a lock file there; a second process waits its turn.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -21,12 +24,15 @@ b'hello'
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # When this module was first imported: the process start time where the
@@ -344,8 +350,80 @@ def hold_write_lock(fd: int) -> None:
         pass
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the lock file ``path`` while the ``with`` block runs.
+
+    The file is created if needed (``0644``, empty) and never deleted, so every
+    process locks the same file. When another process holds the lock,
+    ``waiting`` (if given) is printed once to stderr, as one line, and the call
+    blocks until that process lets go. The lock is released when the block
+    exits, also on an exception; the operating system releases the lock of a
+    process that dies, so a killed process never leaves a stale lock.
+
+    Not reentrant: taking the same lock again inside the block, in the same
+    process, waits forever. A no-op where ``flock`` is missing (Windows) or
+    refused (some network file systems), as :func:`hold_write_lock` is, and
+    where the folder is read-only and holds no lock file (the work under the
+    lock can write nothing there either).
+
+    Parameters
+    ----------
+    path : path
+        The lock file; its folder must exist.
+    waiting : str, optional
+        The line printed to stderr when the lock is busy, e.g. ``"waiting for
+        another process building the CSVs in DIR (lock DIR/.x.lock)…"``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> lock = pathlib.Path(tempfile.mkdtemp()) / ".build.lock"
+    >>> with exclusive_lock(lock, waiting="waiting for the other build…"):
+    ...     _write_locked(str(lock))  # held: a second process would wait here
+    True
+    >>> _write_locked(str(lock)), lock.exists()  # released; the file stays
+    (False, True)
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        yield
+        return
+    fd = _open_lock_file(path)
+    if fd is None:  # a read-only folder without a lock file: nothing can be written here
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass  # locks unsupported here: run unlocked, as hold_write_lock does
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def _open_lock_file(path: str | os.PathLike) -> int | None:
+    """Open (creating it if needed) the lock file ``path``; ``None`` where that cannot be done."""
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o644)
+    except OSError as exc:
+        if not isinstance(exc, PermissionError) and exc.errno != errno.EROFS:
+            raise
+    try:  # a lock file that another user made, in a folder this one may only read
+        return os.open(path, os.O_RDONLY | cloexec)
+    except OSError:
+        return None
+
+
 def _write_locked(path: str) -> bool:
-    """Whether a process holds :func:`hold_write_lock` on the file ``path``."""
+    """Whether a process holds a ``flock`` on the file ``path`` (see :func:`hold_write_lock`)."""
     try:
         import fcntl
     except ImportError:

@@ -3,8 +3,9 @@
 :func:`train_tutorial` prepares the CSVs, builds MiniVGGNet with the
 tutorial's augmentation, compiles it with a recipe, trains it by one of the
 four methods, and writes the report, the plot, the history and the model.
-``python -m fitlab train`` calls it. It sits on top of every other module and
-nothing in the package imports it (the command line does, lazily).
+It checkpoints every epoch, so a killed run started again resumes where it
+stopped. ``python -m fitlab train`` calls it. It sits on top of every other
+module and nothing in the package imports it (the command line does, lazily).
 
 Examples
 --------
@@ -15,9 +16,11 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +28,14 @@ import keras
 from sklearn.metrics import accuracy_score, f1_score
 
 from fitlab.augment import TUTORIAL_AUGMENTATION, make_augmentation
-from fitlab.callbacks.checkpoint import save_model_atomically
+from fitlab.callbacks.checkpoint import (
+    LEFTOVERS,
+    ResumableCheckpoint,
+    Resumed,
+    changed_settings,
+    resume_from,
+    save_model_atomically,
+)
 from fitlab.config import METHODS, RECIPES
 from fitlab.data import (
     Flowers17Files,
@@ -37,12 +47,26 @@ from fitlab.data import (
 )
 from fitlab.data.labels import one_hot_rows
 from fitlab.evaluate import predict_all, report
-from fitlab.files import writable_folder, write_atomically
+from fitlab.files import exclusive_lock, remove_leftovers, writable_folder, write_atomically
 from fitlab.loops import train_on_batches
 from fitlab.models import MiniVGGNet
 from fitlab.pipelines import CSVSequence
 from fitlab.plots import plot_history
 from fitlab.recipes import make_recipe
+
+# What a run writes into its folder, and the temp names those writes leave when
+# killed (write_atomically's files, save_model_atomically's folder).
+OUTPUTS = {
+    "report": "report.txt",
+    "plot": "plot.png",
+    "history": "history.json",
+    "model": "model.keras",
+    "result": "result.json",
+}
+CHECKPOINT = "checkpoint"
+_LEFTOVERS = tuple(f".{name}.*" for name in OUTPUTS.values())
+# One run at a time per output folder: a second one waits, then resumes or finds it done.
+_LOCK = ".fitlab-train.lock"
 
 
 def train_tutorial(
@@ -57,9 +81,11 @@ def train_tutorial(
     data_dir: str | os.PathLike | None = None,
     archive: str | os.PathLike | None = None,
     files: Flowers17Files | None = None,
+    deterministic: bool = False,
+    restart: bool = False,
     verbose: int | str = 1,
 ) -> dict:
-    """The tutorial's ``train.py``, end to end, by one of the four methods.
+    """The tutorial's ``train.py``, end to end, by one of the four methods; resumable.
 
     Prepares the Flowers-17 CSVs, builds MiniVGGNet, compiles it with a
     recipe (by default the tutorial's SGD: lr 1e-2, momentum 0.9, decay
@@ -67,20 +93,37 @@ def train_tutorial(
     bar, validating on the test CSV after each epoch as the tutorial did, then
     predicts the 340 test rows and writes to ``out``:
     ``report.txt`` (also printed), ``plot.png`` (loss and accuracy per epoch),
-    ``history.json`` and ``model.keras``, each written atomically. To load the
-    model elsewhere, ``import fitlab.augment`` first (it registers the shear
-    layer the augmentation uses), then ``keras.models.load_model(path)``.
+    ``history.json``, ``model.keras`` and, last, ``result.json`` (the
+    returned dict), each written atomically. To load the model elsewhere,
+    ``import fitlab.augment`` first (it registers the shear layer the
+    augmentation uses), then ``keras.models.load_model(path)``.
+
+    **Killed runs resume.** After every epoch the model, its optimizer and
+    its random-seed state are saved in ``out/checkpoint``
+    (:class:`fitlab.ResumableCheckpoint`). The same call made again resumes
+    after the last finished epoch (and says so on its first line), at most
+    the epoch that was running is trained again, and every shuffling source
+    is put at the row order of the epoch it resumes at, so the run ends with
+    the ``history.json``, weights and report of a run never stopped (bit for
+    bit on CPU with ``deterministic=True``). Called with settings other than
+    the checkpoint's it raises a ``ValueError`` naming them; ``restart=True``
+    deletes the checkpoint and outputs and starts over. A run that finished
+    is not trained again: its saved result comes back, with
+    ``finished_before`` true.
 
     The methods:
 
     ``fit``
-        ``model.fit`` on arrays loaded from the CSV (shuffled each epoch).
+        ``model.fit`` on arrays loaded from the CSV (``shuffle=True``; Keras 3
+        on TensorFlow shuffles them in one order for every epoch once a seed
+        is set, see ``docs/keras3-traps.md``).
     ``generator``
         ``model.fit`` on a :class:`fitlab.CSVSequence` (shuffled each epoch).
     ``batch``
         :func:`train_on_batches` on the same ``CSVSequence``.
     ``loop``
-        :class:`fitlab.CompiledLoop` on a :func:`fitlab.csv_dataset`.
+        :class:`fitlab.CompiledLoop` on a :func:`fitlab.csv_dataset`
+        (shuffled each epoch).
 
     Augmentation (the tutorial's ``ImageDataGenerator`` settings, see
     :data:`fitlab.TUTORIAL_AUGMENTATION`) runs as the model's first layers,
@@ -99,22 +142,30 @@ def train_tutorial(
     recipe : {"tutorial", "improved"}
         Optimizer, schedule and loss (:func:`fitlab.make_recipe`).
     out : path
-        Folder for the outputs (created).
+        Folder for the outputs and the checkpoint (created; checked writable
+        before anything else is done).
     data_dir, archive : path, optional
         See :func:`fitlab.prepare_flowers17`.
     files : Flowers17Files, optional
         Train on these CSVs instead (any size, any classes); ``data_dir`` and
         ``archive`` are then not used.
+    deterministic : bool
+        Turn on TensorFlow's op determinism (for the rest of the process):
+        the same seed then gives the same bits, a little slower.
+    restart : bool
+        Delete the checkpoint and outputs in ``out`` and train from epoch 1.
     verbose : int
         0 silent, 1 progress bar and report.
 
     Returns
     -------
     dict
-        ``accuracy``, ``macro_f1``, ``wall_s`` (training and validation),
-        ``epochs`` (run), ``method``, ``recipe``, ``seed``, ``batch_size``,
-        ``augment``, ``paths`` (``report``, ``plot``, ``history``, ``model``)
-        and ``tta_accuracy``, ``tta_macro_f1``: the scores when each test
+        ``accuracy``, ``macro_f1``, ``wall_s`` (training and validation in
+        this call), ``epochs`` (run), ``resumed_at`` (epochs already done
+        when this call began), ``finished_before``, ``method``, ``recipe``,
+        ``seed``, ``batch_size``, ``augment``, ``deterministic``, ``paths``
+        (``report``, ``plot``, ``history``, ``model``, ``result``) and
+        ``tta_accuracy``, ``tta_macro_f1``: the scores when each test
         image's prediction is averaged with its mirror image's (test-time
         augmentation by the horizontal flip training already used;
         ``report.txt`` has the plain predictions).
@@ -131,7 +182,13 @@ def train_tutorial(
     >>> result = train_tutorial("batch", epochs=1, batch_size=17, files=files,
     ...                         out=folder / "run", verbose=0)
     >>> result["epochs"], sorted(result["paths"])
-    (1, ['history', 'model', 'plot', 'report'])
+    (1, ['history', 'model', 'plot', 'report', 'result'])
+
+    The same call again finds the run finished and trains nothing:
+
+    >>> train_tutorial("batch", epochs=1, batch_size=17, files=files,
+    ...                out=folder / "run", verbose=0)["finished_before"]
+    True
 
     The tutorial's run on the real data (20–40 minutes on two CPU cores) is
     ``train_tutorial("fit", epochs=75, out="runs/fit")``.
@@ -144,32 +201,110 @@ def train_tutorial(
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     out = writable_folder(out)  # before hours of training, not after
+    waiting = f"waiting for the other fitlab run training in {out} (lock {out / _LOCK})…"
+    with exclusive_lock(out / _LOCK, waiting=waiting):
+        return _train_in(
+            out,
+            method,
+            epochs=epochs,
+            batch_size=batch_size,
+            augment=augment,
+            seed=seed,
+            recipe=recipe,
+            data_dir=data_dir,
+            archive=archive,
+            files=files,
+            deterministic=deterministic,
+            restart=restart,
+            verbose=verbose,
+        )
+
+
+def _train_in(
+    out: Path,
+    method: str,
+    *,
+    epochs,
+    batch_size,
+    augment,
+    seed,
+    recipe,
+    data_dir,
+    archive,
+    files,
+    deterministic,
+    restart,
+    verbose,
+) -> dict:
+    """:func:`train_tutorial`'s work, once it holds ``out``'s lock."""
+    if restart:
+        _forget_run(out)
+    # Under the lock no other process writes here: every temp entry is a leftover.
+    now = time.time()
+    remove_leftovers(out, _LEFTOVERS, older_than=now)
+    remove_leftovers(out / CHECKPOINT, LEFTOVERS, older_than=now)
     if files is None:
         files = prepare_flowers17(data_dir=data_dir, archive=archive, progress=bool(verbose))
+    settings = {
+        "method": method,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "augment": augment,
+        "seed": seed,
+        "recipe": recipe,
+        "deterministic": deterministic,
+        "train_csv_sha256": _sha256(files.train),
+        "test_csv_sha256": _sha256(files.test),
+    }
+    resumed = _resumable(out, settings)
+    if resumed is not None and resumed.initial_epoch == epochs:
+        finished = _finished_result(out)
+        if finished is not None:
+            if verbose:
+                print(
+                    f"{out}: this run finished before ({epochs} of {epochs} epochs); its "
+                    "report, plot, history and model are there. To train it again, "
+                    "start it over (--restart, or restart=True)."
+                )
+            return finished
+    if resumed is not None and verbose:
+        print(
+            f"Resuming the run in {out}: {resumed.initial_epoch} of {epochs} epochs were "
+            f"done; training on from epoch {resumed.initial_epoch + 1}."
+        )
+
     classes = classes_from_csv(files.train)  # sorted, as the tutorial's LabelBinarizer
     x_test, test_labels = load_csv(files.test)
     y_test_index = encode_labels(test_labels, classes, files.test)
 
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
-    model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed)
     steps_per_epoch = math.ceil(count_rows(files.train) / batch_size)
     optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    metrics = ["accuracy"]
+    if resumed is None:
+        model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed)
+    else:  # weights, optimizer state (the schedule's place) and seed state, as saved
+        model, optimizer = resumed.model, resumed.model.optimizer
+    checkpoint = ResumableCheckpoint(out / CHECKPOINT, settings=settings)
 
     start = time.perf_counter()
-    history = _train_by(
+    _train_by(
         method,
         model,
         optimizer,
         loss,
-        metrics,
         files,
         classes,
         epochs=epochs,
+        initial_epoch=resumed.initial_epoch if resumed else 0,
         batch_size=batch_size,
         seed=seed,
         verbose=verbose,
         test=(x_test, y_test_index),
+        callbacks=[checkpoint],
     )
     wall_s = time.perf_counter() - start
 
@@ -180,21 +315,59 @@ def train_tutorial(
     text = report(y_test_index, predicted, classes)
     if verbose:
         print(text)
-    paths = _write_outputs(out, model, history, text)
-    return {
+    # The checkpoint's history covers every epoch, also those of earlier calls
+    # (it is empty only when this call had no epoch left to train).
+    history = checkpoint.history or (resumed.history if resumed else {})
+    result = {
+        **settings,
         "accuracy": float(accuracy_score(y_test_index, predicted)),
         "macro_f1": float(f1_score(y_test_index, predicted, average="macro")),
         "tta_accuracy": float(accuracy_score(y_test_index, tta_predicted)),
         "tta_macro_f1": float(f1_score(y_test_index, tta_predicted, average="macro")),
         "wall_s": wall_s,
-        "epochs": len(history.history.get("loss", [])),
-        "method": method,
-        "recipe": recipe,
-        "seed": seed,
-        "batch_size": batch_size,
-        "augment": augment,
-        "paths": paths,
+        "epochs": len(history.get("loss", [])),
+        "resumed_at": resumed.initial_epoch if resumed else 0,
+        "finished_before": False,
+        "paths": {name: str(out / file) for name, file in OUTPUTS.items()},
     }
+    params = {"epochs": epochs, "steps": steps_per_epoch}
+    _write_outputs(out, model, history, params, text, result)
+    return result
+
+
+def _forget_run(out: Path) -> None:
+    """Delete what a run wrote into ``out`` (its checkpoint and outputs), nothing else."""
+    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
+    for name in OUTPUTS.values():
+        (out / name).unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, shortened: names the data a run was trained on."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def _resumable(out: Path, settings: dict) -> Resumed | None:
+    """The checkpoint in ``out`` to resume from, if any; refused if made with other settings."""
+    resumed = resume_from(out / CHECKPOINT)
+    if resumed is None:
+        return None
+    changed = changed_settings(resumed.settings, settings)
+    if changed:
+        raise ValueError(
+            f"{out} holds a run started with other settings: {changed}. Run it with its own "
+            "settings to resume it, choose another output folder, or start it over (--restart, "
+            "or restart=True)"
+        )
+    return resumed
+
+
+def _finished_result(out: Path) -> dict | None:
+    """The saved result of a finished run in ``out``, or ``None`` if any output is missing."""
+    if not all((out / name).is_file() for name in OUTPUTS.values()):
+        return None
+    return {**json.loads((out / OUTPUTS["result"]).read_text()), "finished_before": True}
 
 
 def _tutorial_model(shape: tuple, classes: int, augment: bool, seed: int) -> keras.Model:
@@ -208,94 +381,74 @@ def _train_by(
     model,
     optimizer,
     loss,
-    metrics,
     files,
     classes,
     *,
     epochs,
+    initial_epoch,
     batch_size,
     seed,
     verbose,
     test,
+    callbacks,
 ) -> keras.callbacks.History:
-    """Train ``model`` by ``method``; every method validates on the test set."""
+    """Train ``model`` by ``method`` from ``initial_epoch``; every method validates on the test set.
+
+    A resumed run's sources start at the row order of ``initial_epoch``.
+    """
     x_test, y_test_index = test
     y_test = one_hot_rows(y_test_index, len(classes))
+    common = {
+        "epochs": epochs,
+        "initial_epoch": initial_epoch,
+        "validation_data": (x_test, y_test),
+        "callbacks": callbacks,
+        "verbose": verbose,
+    }
+    metrics = ["accuracy"]
     if method == "loop":
         # TensorFlow by nature: imported only for this method.
         from fitlab.loops.compiled_tf import CompiledLoop
         from fitlab.pipelines.tfdata import csv_dataset
 
-        size = x_test.shape[1]
         train = csv_dataset(
             files.train,
             batch_size,
             classes=classes,
             shuffle_buffer=4096,
             seed=seed,
+            first_epoch=initial_epoch,
             cache=True,
-            size=size,
+            size=x_test.shape[1],
         )
         loop = CompiledLoop(model, optimizer, loss, metrics)
-        return loop.fit(
-            train, epochs, validation_data=(x_test, y_test), batch_size=batch_size, verbose=verbose
-        )
+        return loop.fit(train, batch_size=batch_size, **common)
 
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     if method == "fit":
         x_train, train_labels = load_csv(files.train)
         y_train = one_hot_rows(encode_labels(train_labels, classes, files.train), len(classes))
-        return model.fit(
-            x_train,
-            y_train,
-            batch_size=batch_size,
-            epochs=epochs,
-            validation_data=(x_test, y_test),
-            verbose=verbose,
-        )
+        return model.fit(x_train, y_train, batch_size=batch_size, **common)
     train = CSVSequence(
         files.train, batch_size, classes=classes, shuffle=True, seed=seed, cache=True
     )
+    train.epoch = initial_epoch  # the row order of the epoch training starts at
     if method == "generator":
         # shuffle=False: the sequence reshuffles its rows itself each epoch. Keras
         # 3's fit also calls its on_epoch_end once before the first epoch
         # (EpochIterator.reset), so "generator" trains one shuffle ahead of "batch".
-        return model.fit(
-            train,
-            epochs=epochs,
-            validation_data=(x_test, y_test),
-            validation_batch_size=batch_size,
-            shuffle=False,
-            verbose=verbose,
-        )
-    return train_on_batches(
-        model,
-        train,
-        epochs,
-        validation_data=(x_test, y_test),
-        batch_size=batch_size,
-        verbose=verbose,
-    )
+        return model.fit(train, validation_batch_size=batch_size, shuffle=False, **common)
+    return train_on_batches(model, train, batch_size=batch_size, **common)
 
 
-def _write_outputs(out: Path, model: keras.Model, history, text: str) -> dict[str, str]:
-    paths = {
-        name: out / file
-        for name, file in (
-            ("report", "report.txt"),
-            ("plot", "plot.png"),
-            ("history", "history.json"),
-            ("model", "model.keras"),
-        )
-    }
+def _write_outputs(
+    out: Path, model: keras.Model, history: dict, params: dict, text: str, result: dict
+) -> None:
+    """Write the outputs, each atomically; ``result.json`` last, as the mark of a finished run."""
+    paths = {name: out / file for name, file in OUTPUTS.items()}
     write_atomically(paths["report"], text.encode())
-    record = {"history": history.history, "params": _jsonable(history.params)}
+    record = {"history": history, "params": params}
     write_atomically(paths["history"], json.dumps(record, indent=1).encode())
-
     plot_history(history, path=paths["plot"])  # written atomically
     save_model_atomically(model, paths["model"])
-    return {name: str(path) for name, path in paths.items()}
-
-
-def _jsonable(params: dict | None) -> dict:
-    return {k: v for k, v in (params or {}).items() if isinstance(v, int | float | str | None)}
+    write_atomically(paths["result"], json.dumps(result, indent=1).encode())

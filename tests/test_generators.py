@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import time
 
 import keras
@@ -234,6 +235,109 @@ def test_sequence_reshuffles_rows_every_epoch_from_its_seed(tmp_path):
     again = CSVSequence(path, batch_size=8, shuffle=True, seed=7)
     first = np.concatenate([x for x, _ in _epoch(again)])
     np.testing.assert_array_equal(first, images[orders[0]])
+
+
+def _same_batches(a, b):
+    assert len(a) == len(b)
+    for batch_a, batch_b in zip(a, b, strict=True):
+        for part_a, part_b in zip(batch_a, batch_b, strict=True):
+            np.testing.assert_array_equal(part_a, part_b)
+
+
+def test_setting_the_epoch_gives_that_epochs_order_also_to_copies(tmp_path):
+    # Today: epoch is a plain attribute; setting it leaves epoch 0's order.
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=20, size=2)
+    run = CSVSequence(path, batch_size=6, shuffle=True, seed=4, one_hot=False)
+    first = _epoch(run)
+    for _ in range(3):
+        run.on_epoch_end()
+    resumed = CSVSequence(path, batch_size=6, shuffle=True, seed=4, one_hot=False)
+    resumed.epoch = np.int64(3)
+    assert resumed.epoch == run.epoch == 3 and type(resumed.epoch) is int
+    _same_batches(_epoch(resumed), _epoch(run))
+    assert not np.array_equal(_epoch(resumed)[0][0], first[0][0])  # not epoch 0's order
+    # A pickled copy ("spawn" workers) keeps the counter and its order; the count goes on.
+    _same_batches(_epoch(pickle.loads(pickle.dumps(resumed))), _epoch(run))
+    resumed.on_epoch_end()
+    run.on_epoch_end()
+    assert resumed.epoch == 4
+    _same_batches(_epoch(resumed), _epoch(run))
+    resumed.epoch = 0
+    _same_batches(_epoch(resumed), first)
+    plain = CSVSequence(path, batch_size=6)
+    plain.epoch = 5  # no shuffling: stored, file order
+    assert plain.epoch == 5 and plain.rows_of_batch(0).tolist() == list(range(6))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", None, True])
+def test_the_epoch_must_be_an_int_of_at_least_zero(csv10, bad):
+    # Today: any value is taken.
+    seq = CSVSequence(csv10, batch_size=4, shuffle=True, seed=1)
+    with pytest.raises(ValueError, match="epoch must be an int >= 0"):
+        seq.epoch = bad
+    assert seq.epoch == 0
+
+
+@pytest.fixture
+def deterministic():
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+    # No public switch back; leave the rest of the session as it was.
+    from tensorflow.python.framework import config as tf_config
+
+    tf_config.disable_op_determinism()
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # model.save
+@pytest.mark.parametrize("loop", ["keras_fit", "train_on_batches"])
+def test_training_resumed_in_a_new_sequence_with_the_epoch_set_equals_the_uninterrupted_run(
+    tmp_path, deterministic, loop
+):
+    # Keras's fit calls on_epoch_end() once before its first epoch; train_on_batches
+    # does not (today it trains a resumed epoch on epoch 0's order). Same rule for both.
+    from fitlab import train_on_batches
+
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=24, size=2, seed=3)
+
+    def sequence():
+        return CSVSequence(path, batch_size=5, shuffle=True, seed=9)
+
+    def fit(model, seq, epochs, initial_epoch=0):
+        if loop == "keras_fit":
+            model.fit(seq, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0)
+        else:
+            train_on_batches(model, seq, epochs, initial_epoch=initial_epoch, verbose=0)
+
+    def tiny_model():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((2, 2, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+             keras.layers.Dense(3, activation="softmax")]
+        )  # fmt: skip
+        model.compile(keras.optimizers.Adam(0.05), "categorical_crossentropy")
+        return model
+
+    model = tiny_model()
+    fit(model, sequence(), 3)
+    uninterrupted = model.get_weights()
+
+    model = tiny_model()
+    fit(model, sequence(), 2)
+    model.save(tmp_path / "two.keras")  # weights and optimizer state
+    finals = []
+    for epoch in (2, None):  # a new process: a new sequence, epoch set or not
+        model = keras.models.load_model(tmp_path / "two.keras")
+        seq = sequence()
+        if epoch is not None:
+            seq.epoch = epoch
+        fit(model, seq, 3, initial_epoch=2)
+        finals.append(model.get_weights())
+    resumed, forgot = finals
+    for a, b in zip(uninterrupted, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(uninterrupted, forgot, strict=True))
 
 
 def test_sequence_cache_gives_the_same_batches_and_keeps_what_it_read(csv10):

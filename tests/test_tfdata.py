@@ -65,6 +65,102 @@ def test_shuffle_moves_rows_every_epoch_reproducibly(tmp_path):
         assert order(_arrays(again)[1]) == first
 
 
+def _swap_digits(path) -> None:
+    """Rewrite ``path`` in place, same size, every 0 and 1 swapped: other valid values."""
+    path.write_bytes(path.read_bytes().translate(bytes.maketrans(b"01", b"10")))
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_first_epoch_replays_the_later_passes_of_a_run(tmp_path, cache):
+    # Today: no first_epoch; a new dataset's first pass is always the first epoch's order.
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=30, size=2)
+    images, _ = load_csv(path)
+
+    def order(ds):
+        x = _arrays(ds)[1]
+        return [int(np.flatnonzero((images == r).all(axis=(1, 2, 3)))[0]) for r in x]
+
+    options = dict(size=2, shuffle_buffer=30, seed=5, cache=cache)
+    run = csv_dataset(path, 8, **options)
+    resumed = csv_dataset(path, 8, first_epoch=3, **options)
+    passes, replayed = [order(run)], [order(resumed)]
+    if cache:  # the cache was filled by the first pass and is reused, not read again
+        _swap_digits(path)
+    passes += [order(run) for _ in range(4)]
+    replayed.append(order(resumed))
+    assert replayed == passes[3:5]
+    assert all(sorted(p) == list(range(30)) for p in passes)
+    assert len({tuple(p) for p in passes}) == 5 and passes[0] != list(range(30))
+
+
+def test_first_epoch_keeps_the_length_and_repeat_counts_each_pass(tmp_path):
+    # Today: no first_epoch.
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=7, size=2)
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\n\n", 2))  # blank lines are skipped
+    for cache in (False, True):
+        options = dict(size=2, shuffle_buffer=7, seed=1, cache=cache, one_hot=False)
+        ds = csv_dataset(path, 3, first_epoch=2, **options)
+        assert int(ds.cardinality()) == 3 and len(list(ds)) == 3
+        endless = csv_dataset(path, 3, repeat=True, first_epoch=2, **options)
+        assert int(endless.cardinality()) == -1  # infinite
+        taken = [y.numpy().tolist() for _, y in endless.take(6)]
+        assert [len(y) for y in taken] == [3, 3, 1] * 2
+        # Each repetition is the next epoch: the passes of a dataset iterated again.
+        again = csv_dataset(path, 3, first_epoch=2, **options)
+        assert taken == [y.numpy().tolist() for _ in range(2) for _, y in again]
+
+
+def test_first_epoch_needs_a_seed_to_replay_and_is_an_int(csv10):
+    # Today: TypeError, an unexpected keyword.
+    with pytest.raises(ValueError, match="first_epoch=2 needs a seed"):
+        csv_dataset(csv10, 4, size=SIZE, shuffle_buffer=10, first_epoch=2)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="first_epoch must be an int >= 0"):
+            csv_dataset(csv10, 4, size=SIZE, shuffle_buffer=10, seed=1, first_epoch=bad)
+    # Nothing to replay, nothing refused: without shuffling every pass is in file order.
+    _, x, _ = _arrays(csv_dataset(csv10, 4, size=SIZE, first_epoch=3))
+    np.testing.assert_array_equal(x, load_csv(csv10)[0])
+    csv_dataset(csv10, 4, size=SIZE, shuffle_buffer=10, first_epoch=0)  # seed=None: as before
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # model.save
+def test_fit_resumed_with_first_epoch_equals_the_uninterrupted_run(tmp_path):
+    import keras
+
+    path = make_synthetic_csv(tmp_path / "t.csv", rows=24, size=2, seed=3)
+
+    def dataset(first_epoch=0):
+        return csv_dataset(path, 5, size=2, shuffle_buffer=24, seed=9, first_epoch=first_epoch)
+
+    def fit(model, ds, epochs, initial_epoch=0):
+        model.fit(ds, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0)
+
+    def tiny_model():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((2, 2, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+             keras.layers.Dense(3, activation="softmax")]
+        )  # fmt: skip
+        model.compile(keras.optimizers.Adam(0.05), "categorical_crossentropy")
+        return model
+
+    model = tiny_model()
+    fit(model, dataset(), 3)
+    uninterrupted = model.get_weights()
+    model = tiny_model()
+    fit(model, dataset(), 2)
+    model.save(tmp_path / "two.keras")  # weights and optimizer state
+    finals = []
+    for first_epoch in (2, 0):  # a new process: a new dataset, told where it resumes or not
+        model = keras.models.load_model(tmp_path / "two.keras")
+        fit(model, dataset(first_epoch), 3, initial_epoch=2)
+        finals.append(model.get_weights())
+    resumed, forgot = finals
+    for a, b in zip(uninterrupted, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(uninterrupted, forgot, strict=True))
+
+
 def test_cache_and_repeat(csv10):
     ds = csv_dataset(csv10, 4, size=SIZE, cache=True)
     np.testing.assert_array_equal(_arrays(ds)[1], _arrays(ds)[1])

@@ -463,11 +463,15 @@ def test_train_tutorial_writes_every_output(
     for score in ("accuracy", "macro_f1", "tta_accuracy", "tta_macro_f1"):
         assert 0.0 <= result[score] <= 1.0
     assert sorted(p.name for p in out.iterdir()) == [
+        ".fitlab-train.lock",  # one run at a time in a folder; empty, kept
+        "checkpoint",  # what a rerun resumes from
         "history.json",
         "model.keras",
         "plot.png",
         "report.txt",
+        "result.json",
     ]
+    assert json.loads((out / "result.json").read_text())["accuracy"] == result["accuracy"]
     report = (out / "report.txt").read_text()
     assert "tulip" in report and report in capsys.readouterr().out
     recorded = json.loads((out / "history.json").read_text())["history"]

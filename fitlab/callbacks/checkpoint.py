@@ -47,9 +47,9 @@ from fitlab.files import (
 
 _STATE = "checkpoint.json"
 _AFRESH = "Delete the folder to start afresh (or restore it from a backup)."
-# The temp entries a save leaves when its process is killed: save_model_atomically's
-# folders and write_atomically's files.
-_LEFTOVERS = (".epoch-*.keras.*", ".epoch-*.rng.npz.*.tmp", f".{_STATE}.*.tmp")
+#: The temp entries a save leaves when its process is killed: save_model_atomically's
+#: folders and write_atomically's files.
+LEFTOVERS = (".epoch-*.keras.*", ".epoch-*.rng.npz.*.tmp", f".{_STATE}.*.tmp")
 _EPOCH_FILE = re.compile(r"^epoch-(\d{4,})\.keras$")
 
 
@@ -83,6 +83,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         Where the checkpoint lives (created if needed).
     keep : int
         How many epoch files to keep (the newest).
+    settings : dict, optional
+        What the run was started with (plain JSON values: the arguments that
+        must not change across a resume, e.g. epochs, batch size, seed).
+        Saved with every epoch and returned by :func:`resume_from` as
+        ``Resumed.settings``; training on into a checkpoint saved with
+        other settings is refused with a ``ValueError`` naming them.
 
     Examples
     --------
@@ -104,19 +110,29 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     3
     """
 
-    def __init__(self, directory: str | os.PathLike, keep: int = 1) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, keep: int = 1, settings: dict | None = None
+    ) -> None:
         super().__init__()
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.directory = Path(directory)
         self.keep = keep
+        self.settings = _as_json(settings)
         self.history: dict[str, list[float]] = {}
         self.epochs_done = 0
 
     def on_train_begin(self, logs=None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(self.directory, _LEFTOVERS)
+        remove_leftovers(self.directory, LEFTOVERS)
         state = _read_state(self.directory)
+        if state and self.settings is not None:
+            changed = changed_settings(state["settings"], self.settings)
+            if changed:
+                raise ValueError(
+                    f"{self.directory / _STATE} was saved by a run with other settings "
+                    f"({changed}); resume with the same settings or use an empty directory"
+                )
         self.history = state["history"] if state else {}
         self.epochs_done = state["epochs_done"] if state else 0
 
@@ -138,6 +154,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "model": f"{stem}.keras",
             "rng": f"{stem}.rng.npz",
             "history": self.history,
+            "settings": self.settings,
         }
         write_atomically(self.directory / _STATE, json.dumps(state, indent=1).encode())
         self._prune(epoch + 1)
@@ -153,11 +170,15 @@ class ResumableCheckpoint(keras.callbacks.Callback):
 
 @dataclass(frozen=True)
 class Resumed:
-    """What :func:`resume_from` found: the model, where to start, the history so far."""
+    """What :func:`resume_from` found: the model, where to start, the history so far.
+
+    ``settings`` are the ones given to :class:`ResumableCheckpoint` (``None`` if none).
+    """
 
     model: keras.Model
     initial_epoch: int
     history: dict[str, list[float]]
+    settings: dict | None = None
 
 
 def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None) -> Resumed | None:
@@ -202,7 +223,31 @@ def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None
             )
         for index, variable in enumerate(seeds):
             variable.assign(saved[f"s{index}"])
-    return Resumed(model, int(state["epochs_done"]), state["history"])
+    return Resumed(model, int(state["epochs_done"]), state["history"], state["settings"])
+
+
+def changed_settings(saved: dict | None, wanted: dict) -> str:
+    """The settings that differ, as ``name saved (now: wanted)``; ``""`` when none do.
+
+    Examples
+    --------
+    >>> changed_settings({"epochs": 5, "seed": 1}, {"epochs": 6, "seed": 1})
+    'epochs 5 (now: 6)'
+    >>> changed_settings({"epochs": 5}, {"epochs": 5})
+    ''
+    """
+    saved = saved or {}
+    wanted = _as_json(wanted) or {}
+    return ", ".join(
+        f"{name} {saved.get(name, 'not set')} (now: {wanted.get(name, 'not set')})"
+        for name in sorted(set(saved) | set(wanted))
+        if saved.get(name) != wanted.get(name)
+    )
+
+
+def _as_json(settings: dict | None) -> dict | None:
+    """``settings`` as they come back from ``checkpoint.json`` (tuples as lists, …)."""
+    return None if settings is None else json.loads(json.dumps(settings))
 
 
 def _read_state(directory: Path) -> dict | None:
@@ -216,6 +261,9 @@ def _read_state(directory: Path) -> dict | None:
         state = json.loads(path.read_text())
         epochs_done, history = int(state["epochs_done"]), dict(state["history"])
         names = {key: state[key] for key in ("model", "rng")}
+        settings = state.get("settings")  # absent in checkpoints of earlier fitlabs
+        if settings is not None and not isinstance(settings, dict):
+            raise TypeError(f"settings is a {type(settings).__name__}, not an object")
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(
             f"{path} is not a fitlab checkpoint ({exc}); delete the directory to start afresh"
@@ -224,7 +272,7 @@ def _read_state(directory: Path) -> dict | None:
         key: name_inside(directory, name, source=path, entry=key, remedy=_AFRESH)
         for key, name in names.items()
     }
-    return {"epochs_done": epochs_done, "history": history, **files}
+    return {"epochs_done": epochs_done, "history": history, "settings": settings, **files}
 
 
 def _seed_states(model: keras.Model) -> list:

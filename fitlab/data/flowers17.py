@@ -41,6 +41,7 @@ from fitlab import config
 from fitlab.config import ARCHIVE_ENV
 from fitlab.files import (
     EscapingNameError,
+    exclusive_lock,
     hold_write_lock,
     name_inside,
     remove_leftovers,
@@ -63,6 +64,9 @@ TRAIN_CSV = "flowers17_training.csv"
 TEST_CSV = "flowers17_testing.csv"
 MANIFEST = "flowers17_manifest.json"
 ARCHIVE_NAME = "17flowers.tgz"
+# Held by prepare_flowers17 for its whole run, so calls on one data dir take
+# turns. Kept between runs (never a leftover: no pattern below matches it).
+LOCK_NAME = ".flowers17.lock"
 # What a killed build or download leaves in the data dir (write_atomically's
 # temp files, download_archive's partial download); removed by the next build.
 _LEFTOVERS = (".flowers17_*.csv.*.tmp", f".{MANIFEST}.*.tmp", f"{ARCHIVE_NAME}*.part")
@@ -197,6 +201,16 @@ def prepare_flowers17(
     when they are older than the current process and no live download holds
     them (see :func:`fitlab.files.remove_leftovers`).
 
+    Concurrent calls on one ``data_dir`` (from any processes, with or without
+    ``force``) take turns: each holds the lock file ``.flowers17.lock`` there
+    (:func:`fitlab.files.exclusive_lock`, kept between runs) from the cleanup
+    of leftovers to the manifest write, so no call ever sees another's
+    half-done swap of the files. A call that finds the lock held prints one
+    line to stderr, ``waiting for another fitlab process building the
+    Flowers-17 CSVs in DATA_DIR (lock DATA_DIR/.flowers17.lock)…``, then
+    waits; it usually finds the files current afterwards and returns at once.
+    A killed process's lock is released by the operating system.
+
     Parameters
     ----------
     data_dir : path, optional
@@ -233,6 +247,24 @@ def prepare_flowers17(
         raise ValueError(f"size must be a positive number of pixels, got {size}")
     out_dir = Path(data_dir) if data_dir is not None else config.data_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock = out_dir / LOCK_NAME
+    waiting = (
+        f"waiting for another fitlab process building the Flowers-17 CSVs in {out_dir} "
+        f"(lock {lock})…"
+    )
+    with exclusive_lock(lock, waiting=waiting):
+        return _prepare_locked(out_dir, archive, size, seed, force, progress)
+
+
+def _prepare_locked(
+    out_dir: Path,
+    archive: str | os.PathLike | None,
+    size: int,
+    seed: int,
+    force: bool,
+    progress: bool,
+) -> Flowers17Files:
+    """The body of :func:`prepare_flowers17`, run while it holds the data dir's lock."""
     remove_leftovers(out_dir, _LEFTOVERS)
     source = find_archive(out_dir, archive)
     files = Flowers17Files(out_dir / TRAIN_CSV, out_dir / TEST_CSV)

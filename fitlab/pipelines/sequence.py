@@ -20,6 +20,7 @@ import inspect
 import math
 import mmap
 import multiprocessing
+import numbers
 import os
 import threading
 import time
@@ -158,7 +159,7 @@ class CSVSequence(keras.utils.PyDataset):
         ``float32`` one-hot labels, or ``int32`` class indices.
     shuffle : bool
         Reshuffle the *rows* at the end of every epoch (a permutation drawn
-        from ``seed`` and the epoch number, so runs repeat and forked workers
+        from ``seed`` and :attr:`epoch`, so runs repeat and forked workers
         agree). Keep it False to evaluate or predict. Note that Keras's
         ``fit(shuffle=True)`` (its default) also reorders the batches.
     seed : int, optional
@@ -186,6 +187,14 @@ class CSVSequence(keras.utils.PyDataset):
     CSVFormatError
         A bad row (see ``on_bad_row``); a file with no rows, or no valid
         rows; a damaged ``.csv.gz``.
+
+    Notes
+    -----
+    Resuming: :attr:`epoch` counts ``on_epoch_end()`` calls from 0 in each
+    new sequence, and the row order follows it. Before resuming a run at
+    ``initial_epoch=k`` in a new process, set ``seq.epoch = k`` (same
+    ``seed``): every epoch then gets the rows in the order the uninterrupted
+    run gave it.
 
     Examples
     --------
@@ -225,7 +234,7 @@ class CSVSequence(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.one_hot, self.shuffle, self.augment, self.meter = one_hot, shuffle, augment, meter
         self.seed = int(np.random.SeedSequence(seed).entropy)
-        self.epoch = 0
+        self._epoch = 0
         temp = plain_copy(self.path) if is_gzip(self.path) else None
         self._plain = temp or self.path
         self._fd = os.open(self._plain, os.O_RDONLY)
@@ -312,9 +321,7 @@ class CSVSequence(keras.utils.PyDataset):
         # (re-forked) workers all see the new order.
         if self._guard is not None:
             self._guard.close_epoch()
-        self.epoch += 1
-        if self.shuffle:
-            self._order = self._permutation()
+        self.epoch = self._epoch + 1
 
     def close(self) -> None:
         """Terminate any Keras worker processes still running for this dataset.
@@ -341,6 +348,43 @@ class CSVSequence(keras.utils.PyDataset):
         self.close()
 
     # -- public helpers ---------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        """The epoch counter: ``on_epoch_end()`` calls so far, unless set. Settable.
+
+        With ``shuffle=True`` the row order is drawn from ``seed`` and this
+        number, and setting it draws that epoch's order. A new sequence
+        starts at 0, so **before resuming at** ``initial_epoch=k`` **set**
+        ``seq.epoch = k``. This holds for ``model.fit(seq, initial_epoch=k)``
+        (Keras 3's ``fit`` calls ``on_epoch_end()`` once before its first
+        epoch, so it trains epoch ``e`` on the order of counter ``e + 1``,
+        resumed or not) and for loops that do not make that extra call
+        (epoch ``e`` on counter ``e``). Set it between epochs, not while
+        Keras's workers are reading one.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from fitlab.data import make_synthetic_csv
+        >>> path = make_synthetic_csv(pathlib.Path(tempfile.mkdtemp()) / "t.csv", rows=6, size=1)
+        >>> run = CSVSequence(path, batch_size=6, shuffle=True, seed=1)
+        >>> for _ in range(3):
+        ...     run.on_epoch_end()
+        >>> resumed = CSVSequence(path, batch_size=6, shuffle=True, seed=1)
+        >>> resumed.epoch = 3  # before model.fit(resumed, initial_epoch=3, ...)
+        >>> resumed.rows_of_batch(0).tolist() == run.rows_of_batch(0).tolist()
+        True
+        """
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"epoch must be an int >= 0, got {value!r}")
+        self._epoch = int(value)
+        if self.shuffle:
+            self._order = self._permutation()
+
     @property
     def rows(self) -> int:
         """The number of data rows (bad rows skipped with ``on_bad_row="skip"`` not counted).
@@ -478,7 +522,7 @@ class CSVSequence(keras.utils.PyDataset):
         return per_row
 
     def _permutation(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self._index))
+        return np.random.default_rng([self.seed, self._epoch]).permutation(len(self._index))
 
     def _make_cache(self) -> None:
         n, values = len(self._index), self._index.values

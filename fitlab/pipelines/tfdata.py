@@ -3,7 +3,13 @@
 ::
 
     TextLineDataset ─▶ (line number, line) ─▶ drop blank lines ─▶ [shuffle lines]
-      ─▶ batch ─▶ parse (parallel map) ─▶ [cache] ─▶ [repeat] ─▶ [augment] ─▶ prefetch
+      ─▶ batch ─▶ parse (parallel map) ─▶ [cache ─▶ shuffle rows] ─▶ [repeat] ─▶ [augment]
+      ─▶ prefetch
+
+Rows are shuffled once a pass: as lines before parsing, or with ``cache=True``
+as parsed rows after the cache (filled on the first pass, then reused). With a
+``seed`` each pass's shuffle is seeded from the seed and the pass's epoch
+number, so a resumed run can replay the orders (``first_epoch``).
 
 The parse runs the same algorithm as :mod:`fitlab.data.csvrows` in
 TensorFlow ops: the value parts of a batch of lines are joined into one
@@ -34,7 +40,9 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 
@@ -73,6 +81,7 @@ def csv_dataset(
     augment: Callable | None = None,
     size: int = 64,
     meter: InputMeter | None = None,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(images uint8 (b, size, size, 3), labels)`` from a CSV.
 
@@ -91,6 +100,12 @@ def csv_dataset(
         Shuffle rows through a buffer of this many (0: file order). Reshuffled
         every epoch, from ``seed``.
     seed : int, optional
+        With a ``seed``, every pass over the rows (each ``iter()``, and each
+        repetition with ``repeat=True``) is one epoch, shuffled from ``seed``
+        and that epoch's number: the dataset's first pass is ``first_epoch``,
+        the next ``first_epoch + 1``, and so on. Without one, TensorFlow
+        reshuffles from its own random state, which a new process cannot
+        continue.
     cache : bool
         Keep the parsed ``uint8`` rows in memory after the first pass.
     repeat : bool
@@ -105,6 +120,18 @@ def csv_dataset(
     meter : InputMeter, optional
         Gets the time the consumer waited for each batch, measured on the
         consumer's side of the prefetch (see :mod:`fitlab.pipelines.meter`).
+    first_epoch : int
+        The epoch number of the dataset's first pass (see ``seed``). To resume
+        a run at ``initial_epoch=k`` in a new process with the row orders the
+        uninterrupted run had, make its dataset with ``first_epoch=k`` and the
+        same ``seed`` and ``shuffle_buffer`` (TensorFlow's global seed plays
+        no part in these orders): ``fit`` reads one pass per epoch
+        (under a distribution strategy also one batch of a pass before the
+        first epoch, in both runs alike). A pass counts from its first batch,
+        even if abandoned. With ``repeat=True`` passes are counted, not
+        ``fit``'s epochs: ``first_epoch=k`` is right when ``steps_per_epoch``
+        is one pass. Without shuffling every pass is in file order and
+        ``first_epoch`` changes nothing.
 
     Raises
     ------
@@ -113,6 +140,9 @@ def csv_dataset(
         (when ``classes`` is omitted). While iterating, a bad row stops the
         iteration with a ``tf.errors.OpError`` carrying the
         :class:`~fitlab.CSVFormatError` message (file, line, what to do).
+    ValueError
+        A bad argument; ``first_epoch`` other than 0 when rows are shuffled
+        without a ``seed`` (there is no order to replay).
 
     Examples
     --------
@@ -122,10 +152,23 @@ def csv_dataset(
     >>> ds = csv_dataset(path, batch_size=4, size=2, one_hot=False, shuffle_buffer=5, seed=0)
     >>> int(ds.cardinality()), sorted(int(code) for _, y in ds for code in y)
     (2, [0, 0, 1, 2, 2])
+
+    Passes 2 and 3 of a run, replayed by the dataset of a run resumed at epoch 2:
+
+    >>> def labels(ds):
+    ...     return [int(code) for _, y in ds for code in y]
+    >>> ds = csv_dataset(path, batch_size=4, size=2, one_hot=False, shuffle_buffer=5, seed=0)
+    >>> uninterrupted = [labels(ds) for epoch in range(4)]
+    >>> resumed = csv_dataset(
+    ...     path, batch_size=4, size=2, one_hot=False, shuffle_buffer=5, seed=0, first_epoch=2
+    ... )
+    >>> [labels(resumed) for epoch in range(2, 4)] == uninterrupted[2:]
+    True
     """
     check_batch_size(batch_size)
     if shuffle_buffer < 0:
         raise ValueError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
+    epochs = _first_epoch_counter(first_epoch, shuffle_buffer, seed)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such CSV: {path}")
@@ -146,10 +189,10 @@ def csv_dataset(
     if cache:
         ds = rows.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE).cache()
         if shuffle_buffer:
-            ds = ds.unbatch().shuffle(shuffle_buffer, seed=seed).batch(batch_size)
+            ds = _shuffled(ds.unbatch(), shuffle_buffer, seed, epochs).batch(batch_size)
     else:
         if shuffle_buffer:
-            rows = rows.shuffle(shuffle_buffer, seed=seed)
+            rows = _shuffled(rows, shuffle_buffer, seed, epochs)
         ds = rows.batch(batch_size).map(parse, num_parallel_calls=AUTOTUNE)
     if repeat:
         ds = ds.repeat()
@@ -165,6 +208,52 @@ def csv_dataset(
     if meter is not None:
         ds = _metered(ds, meter)
     return ds
+
+
+def _first_epoch_counter(first_epoch, shuffle_buffer: int, seed: int | None):
+    """``next_epoch()``: the epoch number of the pass starting now; None: no seeded shuffle."""
+    if isinstance(first_epoch, bool) or not isinstance(first_epoch, numbers.Integral):
+        raise ValueError(f"first_epoch must be an int >= 0, got {first_epoch!r}")
+    if first_epoch < 0:
+        raise ValueError(f"first_epoch must be an int >= 0, got {first_epoch}")
+    if not shuffle_buffer:
+        return None  # file order every pass: nothing to count
+    if seed is None:
+        if first_epoch:
+            raise ValueError(
+                f"first_epoch={first_epoch} needs a seed: without one the shuffled orders "
+                "cannot be replayed. Pass the seed of the run you resume."
+            )
+        return None
+    return itertools.count(int(first_epoch)).__next__
+
+
+def _shuffled(ds: tf.data.Dataset, buffer: int, seed: int | None, next_epoch) -> tf.data.Dataset:
+    """``ds`` shuffled anew on every pass: from ``seed`` and the pass's epoch number if counted.
+
+    The epoch number lives in Python (``next_epoch``), read once a pass by a
+    one-element dataset whose element ``flat_map`` expands into that pass's
+    shuffle. ``ds`` itself (a cache included) is made once and only iterated again.
+    """
+    if next_epoch is None:
+        return ds.shuffle(buffer, seed=seed)
+    seed = tf.constant(seed, tf.int64)
+
+    def epoch_number(_):
+        return tf.reshape(tf.py_function(next_epoch, [], tf.int64), [])
+
+    def one_pass(epoch):
+        # A Philox hash of (seed, epoch): distinct pairs give unrelated orders.
+        mixed = tf.random.stateless_uniform(
+            [], tf.stack([seed, epoch]), minval=None, maxval=None, dtype=tf.int64
+        )
+        # This function's graph inherits TensorFlow's global seed, which `shuffle` would pair
+        # with `mixed`; with a global seed of 0 it even fails (it tests the pair as a Python
+        # bool). Without it the order is (seed, epoch)'s alone.
+        tf.compat.v1.get_default_graph().seed = None
+        return ds.shuffle(buffer, seed=mixed, reshuffle_each_iteration=False)
+
+    return tf.data.Dataset.from_tensors(0).map(epoch_number).flat_map(one_pass)
 
 
 def _scan(path: str, labels: bool, whole: bool) -> tuple[int, set[str]]:
