@@ -53,6 +53,7 @@ bench: data
 	$(BIN)/python -m fitlab bench pipeline
 	$(BIN)/python -m fitlab bench loops
 	$(BIN)/python -m fitlab bench live
+	$(BIN)/python -m fitlab bench faults
 
 lint: install
 	$(BIN)/ruff check fitlab tests examples notebooks

@@ -105,3 +105,31 @@ def test_csv_image_generator_is_immune_to_the_finite_generator_trap(tmp_path):
     # peeked, the generator would have been advanced only a few times). How many more
     # tf.data's prefetch read ahead depends on its buffer, so only the floor is pinned.
     assert meter.batches >= 9
+
+
+class RowOrder(keras.Model):
+    """Records the first column of every training batch (the row numbers below)."""
+
+    orders: list
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, _ = data
+        tf.py_function(lambda rows: self.orders.append(rows.numpy()[:, 0].tolist()), [x], [])
+        return super().train_step(data)
+
+
+def test_fit_shuffle_on_arrays_repeats_one_order_every_epoch_once_a_seed_is_set():
+    """Keras 3 on TensorFlow draws fit's permutation with a stateful op inside the
+    tf.data pipeline; each epoch's new iterator restarts it from the global seed."""
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((1,))
+    model = RowOrder(inputs, keras.layers.Dense(1)(inputs))
+    model.orders = []
+    model.compile(optimizer="sgd", loss="mse")
+    rows = np.arange(16, dtype="float32")[:, None]
+    model.fit(rows, rows, batch_size=16, epochs=3, shuffle=True, verbose=0)
+    first, *later = model.orders
+    assert first != sorted(first)  # shuffled …
+    assert later == [first, first]  # … but in the same order every epoch

@@ -76,6 +76,10 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     Resuming is exact (same history, same final weights as an uninterrupted
     run) when the batch order of an epoch depends only on the epoch number
     and ops are deterministic (``tf.config.experimental.enable_op_determinism``).
+    fitlab's shuffling sources are made so: set ``CSVSequence.epoch`` to the
+    epoch you resume at, or make the ``csv_dataset`` with ``first_epoch=`` it.
+    (``fit(shuffle=True)`` on arrays, once a seed is set, uses one order for
+    every epoch; see ``docs/keras3-traps.md``.)
 
     Parameters
     ----------
