@@ -144,7 +144,9 @@ def run(command: list[str], stop_at: float | None = None, stop: int = signal.SIG
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=env, text=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=err, env=env, text=True, preexec_fn=_default_sigint
+        )
         first_epoch = None
         while process.poll() is None:
             now = time.perf_counter() - start
@@ -157,6 +159,12 @@ def run(command: list[str], stop_at: float | None = None, stop: int = signal.SIG
             time.sleep(0.02)
         seconds = time.perf_counter() - start
         return Run(process.returncode, _read(out), _read(err), seconds, first_epoch)
+
+
+def _default_sigint() -> None:
+    """Let the child take Ctrl-C: a shell starts background jobs with SIGINT ignored,
+    and a Python started so never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _read(file) -> str:
@@ -205,16 +213,20 @@ def stop_and_resume(
             "stopped_in_epoch": committed + 1 if committed < reference.epochs else None,
             "returncode": stopped.returncode,
             "message": _last_line(stopped.stderr),
-            "traceback": TRACEBACK in stopped.stderr or TRACEBACK in resumed.stderr,
-            # Epochs committed before the stop that the next run trained again.
-            "epochs_lost": committed - resumed_at(resumed.stdout),
+            "traceback": TRACEBACK in stopped.stderr or TRACEBACK in runs[index + 1].stderr,
+            # Epochs committed before the stop that the next run to start training
+            # trained again (a run stopped while it still started up said nothing).
+            "epochs_lost": committed - resumed_at(_first_to_speak(runs[index + 1 :])),
             "exact": exact,
             "leftovers": left if index == len(commits) - 1 else [],
         }
-        for index, (stopped, committed, resumed) in enumerate(
-            zip(runs, commits, runs[1:], strict=False)
-        )
+        for index, (stopped, committed) in enumerate(zip(runs, commits, strict=False))
     ]
+
+
+def _first_to_speak(runs: list[Run]) -> str:
+    """The stdout of the first of ``runs`` that printed anything."""
+    return next((r.stdout for r in runs if r.stdout.strip()), "")
 
 
 def resumed_at(stdout: str) -> int:
@@ -252,7 +264,8 @@ def _own_lines(stderr: str) -> int:
 
 
 def _last_line(text: str) -> str:
-    lines = text.strip().splitlines()
+    """The last line of ``text`` that is not TensorFlow's start-up log."""
+    lines = [line for line in text.strip().splitlines() if not TF_LOG.match(line)]
     return lines[-1] if lines else ""
 
 
@@ -307,6 +320,7 @@ def summarize(method: str, stop: str, outcomes: list[dict], epochs: int) -> dict
         "tracebacks": sum(o["traceback"] for o in outcomes),
         "leftovers": sum(len(o["leftovers"]) for o in outcomes),
         "messages": sorted({o["message"] for o in outcomes}),
+        "details": outcomes,
     }
 
 
