@@ -9,6 +9,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from resuming import assert_resuming_is_exact
 
 from fitlab import (
     BadRowsWarning,
@@ -301,8 +302,11 @@ def test_training_resumed_in_a_new_sequence_with_the_epoch_set_equals_the_uninte
 
     path = make_synthetic_csv(tmp_path / "t.csv", rows=24, size=2, seed=3)
 
-    def sequence():
-        return CSVSequence(path, batch_size=5, shuffle=True, seed=9)
+    def sequence(epoch):
+        seq = CSVSequence(path, batch_size=5, shuffle=True, seed=9)
+        if epoch is not None:
+            seq.epoch = epoch
+        return seq
 
     def fit(model, seq, epochs, initial_epoch=0):
         if loop == "keras_fit":
@@ -310,34 +314,7 @@ def test_training_resumed_in_a_new_sequence_with_the_epoch_set_equals_the_uninte
         else:
             train_on_batches(model, seq, epochs, initial_epoch=initial_epoch, verbose=0)
 
-    def tiny_model():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential(
-            [keras.Input((2, 2, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-             keras.layers.Dense(3, activation="softmax")]
-        )  # fmt: skip
-        model.compile(keras.optimizers.Adam(0.05), "categorical_crossentropy")
-        return model
-
-    model = tiny_model()
-    fit(model, sequence(), 3)
-    uninterrupted = model.get_weights()
-
-    model = tiny_model()
-    fit(model, sequence(), 2)
-    model.save(tmp_path / "two.keras")  # weights and optimizer state
-    finals = []
-    for epoch in (2, None):  # a new process: a new sequence, epoch set or not
-        model = keras.models.load_model(tmp_path / "two.keras")
-        seq = sequence()
-        if epoch is not None:
-            seq.epoch = epoch
-        fit(model, seq, 3, initial_epoch=2)
-        finals.append(model.get_weights())
-    resumed, forgot = finals
-    for a, b in zip(uninterrupted, resumed, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not all(np.array_equal(a, b) for a, b in zip(uninterrupted, forgot, strict=True))
+    assert_resuming_is_exact(fit, sequence, tmp_path)
 
 
 def test_sequence_cache_gives_the_same_batches_and_keeps_what_it_read(csv10):

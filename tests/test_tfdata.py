@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from resuming import assert_resuming_is_exact
 
 from fitlab import CSVFormatError, InputMeter, csv_dataset, load_csv, make_synthetic_csv
 
@@ -125,40 +126,15 @@ def test_first_epoch_needs_a_seed_to_replay_and_is_an_int(csv10):
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # model.save
 def test_fit_resumed_with_first_epoch_equals_the_uninterrupted_run(tmp_path):
-    import keras
-
     path = make_synthetic_csv(tmp_path / "t.csv", rows=24, size=2, seed=3)
 
-    def dataset(first_epoch=0):
-        return csv_dataset(path, 5, size=2, shuffle_buffer=24, seed=9, first_epoch=first_epoch)
+    def dataset(first_epoch):
+        return csv_dataset(path, 5, size=2, shuffle_buffer=24, seed=9, first_epoch=first_epoch or 0)
 
     def fit(model, ds, epochs, initial_epoch=0):
         model.fit(ds, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0)
 
-    def tiny_model():
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential(
-            [keras.Input((2, 2, 3)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
-             keras.layers.Dense(3, activation="softmax")]
-        )  # fmt: skip
-        model.compile(keras.optimizers.Adam(0.05), "categorical_crossentropy")
-        return model
-
-    model = tiny_model()
-    fit(model, dataset(), 3)
-    uninterrupted = model.get_weights()
-    model = tiny_model()
-    fit(model, dataset(), 2)
-    model.save(tmp_path / "two.keras")  # weights and optimizer state
-    finals = []
-    for first_epoch in (2, 0):  # a new process: a new dataset, told where it resumes or not
-        model = keras.models.load_model(tmp_path / "two.keras")
-        fit(model, dataset(first_epoch), 3, initial_epoch=2)
-        finals.append(model.get_weights())
-    resumed, forgot = finals
-    for a, b in zip(uninterrupted, resumed, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not all(np.array_equal(a, b) for a, b in zip(uninterrupted, forgot, strict=True))
+    assert_resuming_is_exact(fit, dataset, tmp_path)
 
 
 def test_cache_and_repeat(csv10):
