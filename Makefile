@@ -36,10 +36,13 @@ data: install
 lab: data
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(LAB_FLAGS)
 
-# The tests, the docstring examples of every module (--doctest-modules) and the notebooks.
+# The tests, the docstring examples of every module (--doctest-modules) and the notebooks;
+# then, in a process of its own (Keras picks its backend once), the JAX tests and the
+# loops' examples on JAX.
 test: install
 	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests fitlab notebooks --doctest-modules \
 		$(PYTEST_NOTEBOOKS)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax fitlab/loops --doctest-modules
 
 # The tutorial's train.py; `make train METHOD=loop RECIPE=improved` for the others.
 METHOD ?= generator

@@ -56,7 +56,7 @@ _PUBLIC = {
     "make_recipe": "recipes",
     # loops
     "train_on_batches": "loops.on_batch",
-    "CompiledLoop": "loops.compiled_tf",
+    "CompiledLoop": "loops.compiled",
     # callbacks, plots, evaluation
     "LivePlot": "callbacks.live",
     "ResumableCheckpoint": "callbacks.checkpoint",

@@ -23,6 +23,17 @@ Why each one is needed
     ``PyDatasetAdapter``, is not exported. The pipeline benchmark and the
     worker tests use it to read batches exactly as ``fit`` does, without a
     model in the way.
+:func:`offer_jax_state`
+    On JAX a training step returns new weights instead of updating the
+    model's variables, so mid-epoch the variables are out of date (and,
+    with donated buffers, unreadable). Keras's own ``fit`` stores the latest
+    state in the model's private ``_jax_state`` after each step, and the
+    public ``keras.callbacks.Callback.model`` property calls the model's
+    ``jax_state_sync()``, which copies that state into the variables when a
+    callback looks. There is no public way to take part in that hand-over;
+    :class:`fitlab.CompiledLoop` on JAX uses it so that callbacks which read
+    the weights during an epoch (``ModelCheckpoint(save_freq=N)``) see them,
+    as under ``fit``.
 :func:`thread_is_running`
     To notice that ``fit`` was abandoned, the sequence's guard thread looks at
     another thread's stack. Python exposes other threads' frames only through
@@ -159,6 +170,45 @@ def pydataset_adapter(dataset: keras.utils.PyDataset, shuffle: bool = False) -> 
     except ImportError as exc:
         raise _moved("Keras's PyDatasetAdapter", exc) from exc
     return PyDatasetAdapter(dataset, shuffle=shuffle)
+
+
+def offer_jax_state(
+    model: keras.Model,
+    trainable: list | None = None,
+    non_trainable: list | None = None,
+    optimizer: list | None = None,
+) -> None:
+    """Let callbacks copy a JAX loop's latest state into ``model``'s variables when they look.
+
+    Called after each step with the step's new values (in the order of
+    ``model.trainable_variables``, ``model.non_trainable_variables`` and
+    ``model.optimizer.variables``), and with none once the variables hold
+    them again.
+
+    Examples
+    --------
+    >>> class JaxModel:  # what Keras's JAX trainer gives a model
+    ...     def jax_state_sync(self): pass
+    >>> model = JaxModel()
+    >>> offer_jax_state(model, [1.0], [], [])
+    >>> model._jax_state["trainable_variables"], model._jax_state_synced
+    ([1.0], False)
+    >>> offer_jax_state(model)
+    >>> model._jax_state is None
+    True
+    """
+    check_keras_version()
+    if not hasattr(model, "jax_state_sync"):
+        raise _moved("the JAX trainer's jax_state_sync", AttributeError("jax_state_sync"))
+    if trainable is None:
+        model._jax_state, model._jax_state_synced = None, True
+        return
+    model._jax_state = {
+        "trainable_variables": trainable,
+        "non_trainable_variables": non_trainable,
+        "optimizer_variables": optimizer,
+    }
+    model._jax_state_synced = False
 
 
 def thread_is_running(thread_id: int, frame: FrameType) -> bool:

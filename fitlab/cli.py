@@ -6,6 +6,7 @@ Examples
 
     python -m fitlab data --archive ~/Downloads/17flowers.tgz
     python -m fitlab train --method generator --epochs 75 --out runs/generator
+    python -m fitlab train --backend jax --method loop --epochs 75 --out runs/loop-jax
     python -m fitlab bench pipeline --json
 """
 
@@ -13,11 +14,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
 
-from fitlab.config import BENCHMARKS, METHODS, RECIPES
+from fitlab.config import (
+    BACKEND_ENV,
+    BACKENDS,
+    BENCHMARKS,
+    METHODS,
+    RECIPES,
+    TENSORFLOW_REQUIREMENT,
+    XLA_GPU_DETERMINISM,
+    default_backend,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=METHODS,
         required=True,
         help="fit (arrays), generator (fit on a data source), "
-        "batch (train_on_batch loop), loop (compiled GradientTape loop)",
+        "batch (train_on_batch loop), loop (CompiledLoop: a compiled step, TensorFlow or JAX)",
     )
     train.add_argument("--epochs", type=int, default=75)
     train.add_argument("--batch-size", type=int, default=32)
@@ -137,9 +149,17 @@ def _parser() -> argparse.ArgumentParser:
         help="delete the run in --out (checkpoint and outputs) and train from epoch 1",
     )
     train.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default_backend(),
+        help=f"Keras's backend; every method trains on both (default: ${BACKEND_ENV}, "
+        "else tensorflow)",
+    )
+    train.add_argument(
         "--deterministic",
         action="store_true",
-        help="TensorFlow op determinism: the same seed gives the same bits (a little slower)",
+        help="the same seed gives the same bits (a little slower): TensorFlow's op "
+        "determinism; on JAX, XLA's deterministic GPU ops (its CPU ops are already)",
     )
     _data_options(train)
     train.add_argument(
@@ -208,7 +228,8 @@ def _run_data(args: argparse.Namespace, rest: list[str]) -> int:
 def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
     from fitlab.files import writable_folder
 
-    # The paths first: a mistake in them costs a moment, not TensorFlow's start-up.
+    _use_backend(args.backend, deterministic=args.deterministic)  # before Keras is imported
+    # The paths first: a mistake in them costs a moment, not the backend's start-up.
     for path in args.csv or ():
         open(path, "rb").close()  # raises the OSError that names the path
     writable_folder(args.out)
@@ -232,13 +253,57 @@ def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
         restart=args.restart,
     )
     print(
-        f"{args.method}, {args.recipe} recipe, seed {args.seed}: "
+        f"{args.method} on {args.backend}, {args.recipe} recipe, seed {args.seed}: "
         f"accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f} "
         f"(mirror-averaged: {result['tta_accuracy']:.3f}, {result['tta_macro_f1']:.3f}); "
         + ("" if result["finished_before"] else f"{result['wall_s'] / 60:.1f} min; ")
         + f"outputs in {args.out}"
     )
     return 0
+
+
+# How to install each backend's package, for the line that says it is missing.
+_INSTALL = {
+    "tensorflow": f'pip install "{TENSORFLOW_REQUIREMENT}"',
+    "jax": 'pip install "jax[cpu]"',
+}
+
+
+def _use_backend(name: str, *, deterministic: bool) -> None:
+    """Make ``name`` the backend Keras loads (``KERAS_BACKEND``), or refuse it in one line.
+
+    Refused (``ValueError``, which ``main`` prints as one line) when fitlab does not
+    train on it (a ``KERAS_BACKEND`` of another name), when its package is not
+    installed, or when Keras is already loaded on another backend in this process.
+    With ``deterministic`` on JAX it adds XLA's deterministic GPU ops to
+    ``XLA_FLAGS``, which JAX reads once, when it starts (see ``train_tutorial``).
+    """
+    if name not in BACKENDS:
+        raise ValueError(
+            f"{BACKEND_ENV}={name}: fitlab trains on {' or '.join(BACKENDS)}; "
+            "choose one with --backend"
+        )
+    try:
+        installed = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        installed = False
+    if not installed:
+        others = " or ".join(b for b in BACKENDS if b != name)
+        raise ValueError(
+            f"the {name} backend needs the {name} package, which is not installed: "
+            f"{_INSTALL[name]}, or train on another backend (--backend {others})"
+        )
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != name:
+        raise ValueError(
+            f"Keras is already loaded on {keras.backend.backend()} in this process; to train "
+            f"on {name}, start a new Python with {BACKEND_ENV}={name}"
+        )
+    os.environ[BACKEND_ENV] = name
+    if deterministic and name == "jax" and "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        if XLA_GPU_DETERMINISM not in flags:
+            os.environ["XLA_FLAGS"] = " ".join([*flags, XLA_GPU_DETERMINISM])
 
 
 def _run_bench(args: argparse.Namespace, rest: list[str]) -> int:

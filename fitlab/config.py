@@ -14,7 +14,9 @@ Two environment variables steer everything a notebook or a test does:
     ``$XDG_CACHE_HOME/fitlab`` or ``~/.cache/fitlab``.
 
 ``FITLAB_FLOWERS17_ARCHIVE`` points at a local copy of ``17flowers.tgz``; see
-:func:`fitlab.prepare_flowers17`.
+:func:`fitlab.prepare_flowers17`. Keras's own ``KERAS_BACKEND`` chooses the backend
+(:data:`BACKENDS`); the parts of fitlab that need TensorFlow say so, in one line,
+where it is missing (:func:`needs_tensorflow`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,19 @@ METHODS = ("fit", "generator", "batch", "loop")
 RECIPES = ("tutorial", "improved")
 #: The benchmarks of ``python -m fitlab bench NAME``.
 BENCHMARKS = ("build", "pipeline", "loops", "live", "faults")
+#: The Keras backends fitlab trains on (``python -m fitlab train --backend``).
+BACKENDS = ("tensorflow", "jax")
+#: The TensorFlow that fitlab's TensorFlow-only parts are written for (as in pyproject.toml).
+TENSORFLOW_REQUIREMENT = "tensorflow>=2.21,<2.22"
+#: XLA's flag for deterministic GPU ops (``deterministic=True`` on JAX); JAX reads
+#: ``XLA_FLAGS`` once, when it starts its GPU backend.
+XLA_GPU_DETERMINISM = "--xla_gpu_deterministic_ops=true"
 
 ARCHIVE_ENV = "FITLAB_FLOWERS17_ARCHIVE"
 DATA_DIR_ENV = "FITLAB_DATA_DIR"
 PROFILE_ENV = "FITLAB_PROFILE"
+#: Keras's own variable: the backend it loads on its first import.
+BACKEND_ENV = "KERAS_BACKEND"
 
 
 @dataclass(frozen=True)
@@ -119,3 +130,54 @@ def data_dir() -> Path:
         return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache).expanduser() / "fitlab"
+
+
+def default_backend() -> str:
+    """The backend ``python -m fitlab train`` trains on by default: ``KERAS_BACKEND`` or TensorFlow.
+
+    Whatever ``KERAS_BACKEND`` says is returned as written (lower-cased), so that
+    the command line can refuse a backend fitlab does not train on by its name.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {BACKEND_ENV: "jax"}):
+    ...     default_backend()
+    'jax'
+    >>> with mock.patch.dict(os.environ, {BACKEND_ENV: ""}):
+    ...     default_backend()
+    'tensorflow'
+    """
+    return os.environ.get(BACKEND_ENV, "").strip().lower() or "tensorflow"
+
+
+def needs_tensorflow(what: str, instead: str = "CSVSequence or load_csv's arrays") -> ImportError:
+    """The ``ImportError`` for a part of fitlab that needs TensorFlow when it cannot be imported.
+
+    One line: what needs TensorFlow, how to install it, what to use on JAX instead.
+    Raise it from the failed import, so that the original error stays in the
+    traceback::
+
+        try:
+            import tensorflow as tf
+        except ImportError as exc:
+            raise needs_tensorflow("csv_dataset (a tf.data pipeline)") from exc
+
+    Parameters
+    ----------
+    what : str
+        The part that needs TensorFlow, as the user knows it.
+    instead : str
+        What to use instead on another backend.
+
+    Examples
+    --------
+    >>> print(needs_tensorflow("csv_dataset"))  # doctest: +NORMALIZE_WHITESPACE
+    csv_dataset needs TensorFlow, which cannot be imported here:
+    pip install "tensorflow>=2.21,<2.22", or on JAX use CSVSequence or load_csv's arrays instead
+    """
+    return ImportError(
+        f"{what} needs TensorFlow, which cannot be imported here: "
+        f'pip install "{TENSORFLOW_REQUIREMENT}", or on JAX use {instead} instead',
+        name="tensorflow",
+    )

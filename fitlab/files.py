@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
+import hashlib
 import os
 import shutil
 import sys
@@ -122,6 +123,21 @@ def writable_folder(path: str | os.PathLike) -> Path:
     os.close(fd)
     os.unlink(probe)
     return path
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits; read in chunks, so any size is fine.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = path.write_bytes(b"abc")
+    >>> sha256_of(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fsync_file(path: str | os.PathLike) -> None:

@@ -16,7 +16,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -36,7 +35,7 @@ from fitlab.callbacks.checkpoint import (
     resume_from,
     save_model_atomically,
 )
-from fitlab.config import METHODS, RECIPES
+from fitlab.config import METHODS, RECIPES, XLA_GPU_DETERMINISM
 from fitlab.data import (
     Flowers17Files,
     classes_from_csv,
@@ -47,7 +46,13 @@ from fitlab.data import (
 )
 from fitlab.data.labels import one_hot_rows
 from fitlab.evaluate import predict_all, report
-from fitlab.files import exclusive_lock, remove_leftovers, writable_folder, write_atomically
+from fitlab.files import (
+    exclusive_lock,
+    remove_leftovers,
+    sha256_of,
+    writable_folder,
+    write_atomically,
+)
 from fitlab.loops import train_on_batches
 from fitlab.models import MiniVGGNet
 from fitlab.pipelines import CSVSequence
@@ -123,7 +128,11 @@ def train_tutorial(
         :func:`train_on_batches` on the same ``CSVSequence``.
     ``loop``
         :class:`fitlab.CompiledLoop` on a :func:`fitlab.csv_dataset`
-        (shuffled each epoch).
+        (shuffled each epoch); on JAX, which takes no ``tf.data``, on the
+        same shuffled ``CSVSequence`` as ``generator`` and ``batch``.
+
+    All four run on TensorFlow and on JAX (``KERAS_BACKEND``; the backend is one
+    of the run's settings, so a checkpoint is resumed on the backend it was made on).
 
     Augmentation (the tutorial's ``ImageDataGenerator`` settings, see
     :data:`fitlab.TUTORIAL_AUGMENTATION`) runs as the model's first layers,
@@ -150,8 +159,13 @@ def train_tutorial(
         Train on these CSVs instead (any size, any classes); ``data_dir`` and
         ``archive`` are then not used.
     deterministic : bool
-        Turn on TensorFlow's op determinism (for the rest of the process):
-        the same seed then gives the same bits, a little slower.
+        The same seed gives the same bits, a little slower. On TensorFlow this
+        turns on its op determinism (for the rest of the process). On JAX,
+        XLA's CPU ops are deterministic already; on a GPU XLA needs
+        ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` in the environment
+        before JAX starts, which no call can change afterwards, so without it
+        this raises a ``ValueError`` saying so (``python -m fitlab train
+        --deterministic`` sets it itself).
     restart : bool
         Delete the checkpoint and outputs in ``out`` and train from epoch 1.
     verbose : int
@@ -163,7 +177,8 @@ def train_tutorial(
         ``accuracy``, ``macro_f1``, ``wall_s`` (training and validation in
         this call), ``epochs`` (run), ``resumed_at`` (epochs already done
         when this call began), ``finished_before``, ``method``, ``recipe``,
-        ``seed``, ``batch_size``, ``augment``, ``deterministic``, ``paths``
+        ``seed``, ``batch_size``, ``augment``, ``deterministic``, ``backend``
+        (Keras's, ``"tensorflow"`` or ``"jax"``), ``paths``
         (``report``, ``plot``, ``history``, ``model``, ``result``) and
         ``tta_accuracy``, ``tta_macro_f1``: the scores when each test
         image's prediction is averaged with its mirror image's (test-time
@@ -253,8 +268,10 @@ def _train_in(
         "seed": seed,
         "recipe": recipe,
         "deterministic": deterministic,
-        "train_csv_sha256": _sha256(files.train),
-        "test_csv_sha256": _sha256(files.test),
+        "backend": keras.backend.backend(),
+        # Shortened: names the data a run was trained on.
+        "train_csv_sha256": sha256_of(files.train)[:16],
+        "test_csv_sha256": sha256_of(files.test)[:16],
     }
     resumed = _resumable(out, settings)
     if resumed is not None and resumed.initial_epoch == epochs:
@@ -278,9 +295,7 @@ def _train_in(
     y_test_index = encode_labels(test_labels, classes, files.test)
 
     if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        _make_deterministic()
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(count_rows(files.train) / batch_size)
     optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
@@ -342,12 +357,6 @@ def _forget_run(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    """The file's SHA-256, shortened: names the data a run was trained on."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
-
-
 def _resumable(out: Path, settings: dict) -> Resumed | None:
     """The checkpoint in ``out`` to resume from, if any; refused if made with other settings."""
     resumed = resume_from(out / CHECKPOINT)
@@ -368,6 +377,28 @@ def _finished_result(out: Path) -> dict | None:
     if not all((out / name).is_file() for name in OUTPUTS.values()):
         return None
     return {**json.loads((out / OUTPUTS["result"]).read_text()), "finished_before": True}
+
+
+def _make_deterministic() -> None:
+    """Same seed, same bits, on Keras's backend (see ``train_tutorial``'s ``deterministic``)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "jax":
+        import jax
+
+        flags = os.environ.get("XLA_FLAGS", "").split()
+        if jax.default_backend() == "gpu" and XLA_GPU_DETERMINISM not in flags:
+            raise ValueError(
+                f"deterministic training on JAX's GPU needs XLA_FLAGS={XLA_GPU_DETERMINISM} "
+                "set before JAX starts: set it and start Python again (python -m fitlab "
+                "train --deterministic sets it itself)"
+            )
+        # CPU (and TPU): XLA's ops are deterministic already.
+    else:
+        raise ValueError(f"deterministic training runs on TensorFlow or JAX, not {backend}")
 
 
 def _tutorial_model(shape: tuple, classes: int, augment: bool, seed: int) -> keras.Model:
@@ -407,20 +438,9 @@ def _train_by(
     }
     metrics = ["accuracy"]
     if method == "loop":
-        # TensorFlow by nature: imported only for this method.
-        from fitlab.loops.compiled_tf import CompiledLoop
-        from fitlab.pipelines.tfdata import csv_dataset
+        from fitlab.loops.compiled import CompiledLoop
 
-        train = csv_dataset(
-            files.train,
-            batch_size,
-            classes=classes,
-            shuffle_buffer=4096,
-            seed=seed,
-            first_epoch=initial_epoch,
-            cache=True,
-            size=x_test.shape[1],
-        )
+        train = _loop_source(files, classes, batch_size, seed, initial_epoch, x_test.shape[1])
         loop = CompiledLoop(model, optimizer, loss, metrics)
         return loop.fit(train, batch_size=batch_size, **common)
 
@@ -429,16 +449,43 @@ def _train_by(
         x_train, train_labels = load_csv(files.train)
         y_train = one_hot_rows(encode_labels(train_labels, classes, files.train), len(classes))
         return model.fit(x_train, y_train, batch_size=batch_size, **common)
-    train = CSVSequence(
-        files.train, batch_size, classes=classes, shuffle=True, seed=seed, cache=True
-    )
-    train.epoch = initial_epoch  # the row order of the epoch training starts at
+    train = _shuffled_sequence(files, classes, batch_size, seed, initial_epoch)
     if method == "generator":
         # shuffle=False: the sequence reshuffles its rows itself each epoch. Keras
         # 3's fit also calls its on_epoch_end once before the first epoch
         # (EpochIterator.reset), so "generator" trains one shuffle ahead of "batch".
         return model.fit(train, validation_batch_size=batch_size, shuffle=False, **common)
     return train_on_batches(model, train, batch_size=batch_size, **common)
+
+
+def _loop_source(files, classes, batch_size, seed, initial_epoch, size):
+    """What ``loop`` trains on: on TensorFlow a cached ``csv_dataset``, elsewhere a ``CSVSequence``.
+
+    Both shuffle each epoch, starting at ``initial_epoch``'s row order.
+    """
+    if keras.backend.backend() != "tensorflow":  # JAX takes no tf.data
+        return _shuffled_sequence(files, classes, batch_size, seed, initial_epoch)
+    from fitlab.pipelines.tfdata import csv_dataset  # TensorFlow by nature: imported here only
+
+    return csv_dataset(
+        files.train,
+        batch_size,
+        classes=classes,
+        shuffle_buffer=4096,
+        seed=seed,
+        first_epoch=initial_epoch,
+        cache=True,
+        size=size,
+    )
+
+
+def _shuffled_sequence(files, classes, batch_size, seed, initial_epoch) -> CSVSequence:
+    """The training CSV as a ``CSVSequence`` shuffled each epoch, from ``initial_epoch``'s order."""
+    train = CSVSequence(
+        files.train, batch_size, classes=classes, shuffle=True, seed=seed, cache=True
+    )
+    train.epoch = initial_epoch  # the row order of the epoch training starts at
+    return train
 
 
 def _write_outputs(

@@ -19,6 +19,10 @@ from fitlab.config import ARCHIVE_ENV
 # strict nbval on tests/notebooks/ (and checks the HTML export), test_browser.py
 # opens tests/browser/ in JupyterLab. `pytest --nbval tests` must not run them again.
 collect_ignore_glob = ["notebooks/*.ipynb", "browser/*.ipynb"]
+# tests/jax/ runs in a pytest of its own under KERAS_BACKEND=jax (`make test` starts it):
+# Keras picks its backend once per process.
+if os.environ.get("KERAS_BACKEND", "tensorflow") != "jax":
+    collect_ignore_glob.append("jax/*")
 
 
 def _missing(reason: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,16 +16,38 @@ from fitlab import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def run_cli(
+    *args: str, timeout: float = 120, env: dict | None = None, blocked: str | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m fitlab ARGS``; ``env`` adds variables; ``blocked`` is a package made missing."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    command = ["-m", "fitlab"] if blocked is None else ["-c", _BLOCKED.format(package=blocked)]
     return subprocess.run(
-        [sys.executable, "-m", "fitlab", *args],
+        [sys.executable, *command, *args],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+# The command line with one package missing, as if not installed (its imports fail).
+_BLOCKED = """
+import importlib.abc, sys
+
+
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "{package}" or name.startswith("{package}."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+
+sys.meta_path.insert(0, Missing())
+from fitlab.cli import main
+
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -104,3 +127,50 @@ def test_an_archive_path_that_is_a_folder_says_so(tmp_path):
     done = run_cli("data", "--archive", str(tmp_path), "--data-dir", str(tmp_path / "data"))
     line = assert_one_line_error(done, "is a folder, not the archive file", str(tmp_path))
     assert "not found" not in line
+
+
+@pytest.fixture
+def tiny_csvs(tmp_path) -> tuple[str, str]:
+    from fitlab.data import make_synthetic_csv
+
+    train = make_synthetic_csv(tmp_path / "train.csv", rows=16, size=32)
+    test = make_synthetic_csv(tmp_path / "test.csv", rows=6, size=32, seed=1)
+    return str(train), str(test)
+
+
+@pytest.mark.slow
+def test_jax_trains_by_the_compiled_loop_and_its_run_goes_on_on_jax_only(tmp_path, tiny_csvs):
+    out = tmp_path / "run"
+    options = ("--method", "loop", "--deterministic", "--csv", *tiny_csvs, "--epochs", "1")
+    options += ("--batch-size", "8", "--no-augment", "--out", str(out))
+    done = run_cli("train", "--backend", "jax", *options, env={"JAX_PLATFORMS": "cpu"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "loop on jax" in done.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert (result["backend"], result["deterministic"], result["epochs"]) == ("jax", True, 1)
+    # KERAS_BACKEND chooses the backend without --backend: the same run, finished before.
+    done = run_cli("train", *options, env={"KERAS_BACKEND": "jax"}, timeout=300)
+    assert done.returncode == 0 and "finished before" in done.stdout, done.stderr[-3000:]
+    # The backend is one of the run's settings: it is not resumed on another.
+    done = run_cli("train", "--backend", "tensorflow", *options, timeout=300)
+    assert_one_line_error(done, "other settings", "backend jax (now: tensorflow)")
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_a_backend_that_is_not_installed_is_one_line(tmp_path, backend):
+    out = tmp_path / "run"
+    done = run_cli("train", "--backend", backend, "--method", "fit", "--out", str(out),
+                   blocked=backend)  # fmt: skip
+    assert_one_line_error(done, f"the {backend} backend needs the {backend} package", "pip install")
+    assert not out.exists()  # refused before anything was done
+
+
+def test_a_keras_backend_fitlab_does_not_train_on_is_one_line(tmp_path):
+    done = run_cli("train", "--method", "fit", "--out", str(tmp_path / "run"),
+                   env={"KERAS_BACKEND": "torch"})  # fmt: skip
+    assert_one_line_error(done, "KERAS_BACKEND=torch", "--backend")
+
+
+def test_an_unknown_backend_option_is_refused_by_the_parser(tmp_path):
+    done = run_cli("train", "--backend", "torch", "--method", "fit", "--out", str(tmp_path))
+    assert done.returncode == 2 and "invalid choice: 'torch'" in done.stderr

@@ -168,3 +168,24 @@ def test_thread_is_running_without_current_frames_is_a_loud_error(monkeypatch):
     monkeypatch.delattr(sys, "_current_frames")
     with pytest.raises(RuntimeError, match=r"sys\._current_frames.*fitlab/_private\.py"):
         _private.thread_is_running(threading.get_ident(), inspect.currentframe())
+
+
+# -- the JAX state hand-over ------------------------------------------------------------
+
+
+def test_keras_jax_trainer_still_reads_the_state_offer_jax_state_leaves():
+    """Keras's JAX trainer copies ``_jax_state`` into the variables when a callback
+    reads ``self.model``; ``offer_jax_state`` fills exactly those attributes (the
+    behaviour itself is driven in tests/jax/test_compiled_loop_jax.py)."""
+    from keras.src.backend.jax.trainer import JAXTrainer
+
+    sync = inspect.getsource(JAXTrainer.jax_state_sync)
+    for name in ("_jax_state", "_jax_state_synced", "trainable_variables", "optimizer_variables"):
+        assert name in sync, MOVED
+    assert "jax_state_sync()" in inspect.getsource(keras.callbacks.Callback.model.fget), MOVED
+
+
+def test_offer_jax_state_refuses_a_model_without_the_jax_trainer():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])  # TensorFlow's trainer
+    with pytest.raises(RuntimeError, match="fitlab/_private.py"):
+        _private.offer_jax_state(model, [], [], [])

@@ -110,7 +110,7 @@ def measure(way: str, batch_size: int, steps: int, model: str = "MiniVGGNet") ->
     clock = Stopwatch()
     loss = "categorical_crossentropy"
     if way.startswith("CompiledLoop"):
-        from fitlab.loops.compiled_tf import CompiledLoop
+        from fitlab.loops.compiled import CompiledLoop
 
         loop = CompiledLoop(model, legacy_sgd(), loss, jit_compile=way.endswith("jit"))
         loop.fit((x, y), 1, batch_size=batch_size, verbose=0, callbacks=[clock])

@@ -45,6 +45,7 @@ from fitlab.files import (
     hold_write_lock,
     name_inside,
     remove_leftovers,
+    sha256_of,
     write_atomically,
 )
 
@@ -569,7 +570,7 @@ def _manifest_matches(out_dir: Path, inputs: dict) -> bool:
             return False
         if path.stat().st_size != info.get("bytes"):
             return False
-        if _sha256(path) != info.get("sha256"):
+        if sha256_of(path) != info.get("sha256"):
             return False
     return True
 
@@ -585,14 +586,6 @@ def _inside(out_dir: Path, name: object, source: Path, entry: str | None) -> Pat
         )
     except EscapingNameError as exc:
         raise DatasetError(str(exc)) from exc
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _ProgressBar:

@@ -5,7 +5,7 @@ adapters), running one step (its ``train_step``), and everything around the
 steps (epochs, callbacks, validation, the ``History``). fitlab does the same:
 :mod:`fitlab.engine.adapters` reads the data, a :class:`Steps` object runs one
 batch (``train_on_batch`` in :mod:`fitlab.loops.on_batch`, a compiled step in
-:mod:`fitlab.loops.compiled_tf`, Keras 2's rules in :mod:`fitlab.compat`), and
+:mod:`fitlab.loops.compiled`, Keras 2's rules in :mod:`fitlab.compat`), and
 :func:`run_epochs`, here, owns the rest: callbacks in ``fit``'s order, metric
 resets, validation after each epoch, ``stop_training``, and a source that runs
 dry.

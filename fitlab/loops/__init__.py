@@ -2,9 +2,15 @@
 
 ``on_batch``
     :func:`train_on_batches`: ``model.train_on_batch`` in a loop that behaves like ``fit``.
-``compiled_tf``
-    :class:`CompiledLoop`: a ``tf.GradientTape`` step inside ``tf.function``,
-    fed from a prefetched ``tf.data`` pipeline (TensorFlow only; imported on use).
+``compiled``
+    :class:`CompiledLoop`: one compiled step per backend, picked by
+    ``KERAS_BACKEND``, with everything around it written once.
+``compiled_tf``, ``compiled_jax``
+    The two steps: a ``tf.GradientTape`` inside ``tf.function`` fed by
+    ``tf.data``; a pure function of the training state under ``jax.jit``.
+    Each imports its framework and is imported only when used.
+``step``
+    What both steps share: the loss over the global batch, mixed precision.
 
 Examples
 --------

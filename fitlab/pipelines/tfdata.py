@@ -28,6 +28,10 @@ label when the classes are read from the file) raises
 :class:`~fitlab.CSVFormatError` itself, when the dataset is made.
 (Why not ``decode_csv`` or ``tf.strings.split``: see ``docs/measurements.md``.)
 
+TensorFlow by nature: where it cannot be imported (JAX without TensorFlow),
+importing this module raises :func:`fitlab.config.needs_tensorflow`'s one-line
+``ImportError``; :class:`~fitlab.CSVSequence` feeds every backend.
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -47,7 +51,13 @@ import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from fitlab.config import needs_tensorflow
+
+try:
+    import tensorflow as tf
+except ImportError as exc:  # on JAX without TensorFlow: say so in one line
+    raise needs_tensorflow("csv_dataset (a tf.data pipeline)") from exc
 
 from fitlab.data import csvrows
 from fitlab.data.labels import classes_of, encode_labels, label_codes
