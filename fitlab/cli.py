@@ -1,4 +1,4 @@
-"""The command line: ``python -m fitlab data | train | bench NAME``.
+"""The command line: ``python -m fitlab data | train | worker | bench NAME``.
 
 Examples
 --------
@@ -7,6 +7,7 @@ Examples
     python -m fitlab data --archive ~/Downloads/17flowers.tgz
     python -m fitlab train --method generator --epochs 75 --out runs/generator
     python -m fitlab train --backend jax --method loop --epochs 75 --out runs/loop-jax
+    python -m fitlab train --method loop --workers 2 --epochs 75 --out runs/loop-2-workers
     python -m fitlab bench pipeline --json
 """
 
@@ -20,11 +21,13 @@ import sys
 import time
 from pathlib import Path
 
+from fitlab.cluster import COLLECTIVE_TIMEOUT  # no heavy imports: the CLI starts at once
 from fitlab.config import (
     BACKEND_ENV,
     BACKENDS,
     BENCHMARKS,
     METHODS,
+    MULTI_WORKER_FIT,
     RECIPES,
     TENSORFLOW_REQUIREMENT,
     XLA_GPU_DETERMINISM,
@@ -80,8 +83,11 @@ def user_error(exc: BaseException) -> str | None:
     """
     from PIL import Image
 
+    from fitlab.cluster import WorkerFailed
     from fitlab.data import DatasetError
 
+    if isinstance(exc, WorkerFailed):
+        return str(exc)
     if isinstance(exc, Image.DecompressionBombError):
         return f"{exc} The archive is not the official 17flowers.tgz: use that one"
     if isinstance(exc, OSError) and exc.filename is not None:
@@ -95,6 +101,7 @@ def user_error(exc: BaseException) -> str | None:
 _AFTER_INTERRUPT = {
     "data": "; nothing was half-written: run it again to build the CSVs",
     "train": "; run the same command again to resume after the last finished epoch",
+    "worker": "; start the workers again to resume after the chief's last finished epoch",
     "bench": "",
 }
 
@@ -127,27 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fit (arrays), generator (fit on a data source), "
         "batch (train_on_batch loop), loop (CompiledLoop: a compiled step, TensorFlow or JAX)",
     )
-    train.add_argument("--epochs", type=int, default=75)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--no-augment", dest="augment", action="store_false")
-    train.add_argument("--seed", type=int, default=42)
-    train.add_argument(
-        "--recipe",
-        choices=RECIPES,
-        default="tutorial",
-        help="optimizer, schedule and loss: the tutorial's (default) or the improved one",
-    )
-    train.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        help="folder for report, plot, history, model and the checkpoint a rerun resumes from",
-    )
-    train.add_argument(
-        "--restart",
-        action="store_true",
-        help="delete the run in --out (checkpoint and outputs) and train from epoch 1",
-    )
+    _train_options(train)
     train.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -156,22 +143,41 @@ def _parser() -> argparse.ArgumentParser:
         "else tensorflow)",
     )
     train.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="the same seed gives the same bits (a little slower): TensorFlow's op "
-        "determinism; on JAX, XLA's deterministic GPU ops (its CPU ops are already)",
-    )
-    _data_options(train)
-    train.add_argument(
-        "--csv",
-        nargs=2,
-        type=Path,
-        metavar=("TRAIN", "TEST"),
-        help="train on these CSVs (the tutorial's format, any size and classes) "
-        "instead of Flowers-17",
+        "--workers",
+        type=int,
+        default=1,
+        help="train across this many worker processes on this machine "
+        "(tf.distribute.MultiWorkerMirroredStrategy; --method loop, TensorFlow); "
+        "--batch-size stays the global batch",
     )
     train.add_argument("--debug", action="store_true", help="show the traceback of an error")
     train.set_defaults(run=_run_train)
+
+    worker = commands.add_parser(
+        "worker",
+        help="one worker of a multi-worker run (train --workers starts them on this machine)",
+        description="Train by --method loop as one worker of the cluster described by "
+        "--tf-config (or $TF_CONFIG), under tf.distribute.MultiWorkerMirroredStrategy. "
+        "Every worker gets the same options; worker 0 writes --out, which every worker "
+        "must see (a shared folder) to resume. See docs/multi-worker.md.",
+    )
+    worker.add_argument(
+        "--tf-config",
+        help="the cluster as JSON: "
+        '\'{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+        '"task": {"type": "worker", "index": 0}}\' (default: $TF_CONFIG)',
+    )
+    worker.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=COLLECTIVE_TIMEOUT,
+        help="seconds an all-reduce may wait for the other workers before this worker "
+        f"gives up (default {COLLECTIVE_TIMEOUT:.0f}): how long a worker lives on after a "
+        "peer on another machine died",
+    )
+    _train_options(worker)
+    worker.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    worker.set_defaults(run=_run_worker)
 
     # No -h of its own: `bench NAME --help` is passed on, so it shows NAME's options.
     bench = commands.add_parser(
@@ -184,6 +190,46 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("name", choices=BENCHMARKS)
     bench.set_defaults(run=_run_bench)
     return parser
+
+
+def _train_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``worker`` share: what to train, and where."""
+    parser.add_argument("--epochs", type=int, default=75)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default="tutorial",
+        help="optimizer, schedule and loss: the tutorial's (default) or the improved one",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="folder for report, plot, history, model and the checkpoint a rerun resumes from",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the run in --out (checkpoint and outputs) and train from epoch 1",
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same seed gives the same bits (a little slower): TensorFlow's op "
+        "determinism; on JAX, XLA's deterministic GPU ops (its CPU ops are already)",
+    )
+    _data_options(parser)
+    parser.add_argument(
+        "--csv",
+        nargs=2,
+        type=Path,
+        metavar=("TRAIN", "TEST"),
+        help="train on these CSVs (the tutorial's format, any size and classes) "
+        "instead of Flowers-17",
+    )
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -234,12 +280,19 @@ def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
         open(path, "rb").close()  # raises the OSError that names the path
     writable_folder(args.out)
 
+    if args.workers != 1:
+        return _launch_workers(args)
+    return _train(args, args.method)
+
+
+def _train(args: argparse.Namespace, method: str, strategy=None) -> int:
+    """Train as ``train`` (or one ``worker``) says; print the run's one-line summary."""
     from fitlab.data import Flowers17Files
     from fitlab.tutorial import train_tutorial
 
     files = None if args.csv is None else Flowers17Files(*args.csv, ())
     result = train_tutorial(
-        args.method,
+        method,
         epochs=args.epochs,
         batch_size=args.batch_size,
         augment=args.augment,
@@ -251,15 +304,71 @@ def _run_train(args: argparse.Namespace, rest: list[str]) -> int:
         files=files,
         deterministic=args.deterministic,
         restart=args.restart,
+        strategy=strategy,
     )
     print(
-        f"{args.method} on {args.backend}, {args.recipe} recipe, seed {args.seed}: "
+        f"{method} on {result['backend']}, {args.recipe} recipe, seed {args.seed}: "
         f"accuracy {result['accuracy']:.3f}, macro F1 {result['macro_f1']:.3f} "
         f"(mirror-averaged: {result['tta_accuracy']:.3f}, {result['tta_macro_f1']:.3f}); "
         + ("" if result["finished_before"] else f"{result['wall_s'] / 60:.1f} min; ")
         + f"outputs in {args.out}"
     )
     return 0
+
+
+def _launch_workers(args: argparse.Namespace) -> int:
+    """``train --workers N``: N ``worker`` processes on loopback, watched as one run."""
+    from fitlab.cluster import launch
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {args.workers}")
+    if args.method != "loop":
+        raise ValueError(MULTI_WORKER_FIT)
+    if args.backend != "tensorflow":
+        raise ValueError(
+            "several workers train with tf.distribute, on the TensorFlow backend: "
+            "use --backend tensorflow (JAX spreads over devices with keras.distribution)"
+        )
+    if args.csv is None:  # once, here, rather than N times at once in the workers
+        from fitlab.data.flowers17 import prepare_flowers17
+
+        prepare_flowers17(data_dir=args.data_dir, archive=args.archive, progress=True)
+    launch(_worker_args(args), args.workers)
+    return 0
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The ``worker`` options that train as ``train``'s ``args`` say."""
+    argv = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    argv += ["--seed", str(args.seed), "--recipe", args.recipe, "--out", str(args.out)]
+    flags = {"--no-augment": not args.augment, "--restart": args.restart}
+    flags |= {"--deterministic": args.deterministic, "--debug": args.debug}
+    argv += [flag for flag, on in flags.items() if on]
+    for option, value in (("--archive", args.archive), ("--data-dir", args.data_dir)):
+        if value is not None:
+            argv += [option, str(value)]
+    if args.csv is not None:
+        argv += ["--csv", *map(str, args.csv)]
+    return argv
+
+
+def _run_worker(args: argparse.Namespace, rest: list[str]) -> int:
+    """One worker of a ``MultiWorkerMirroredStrategy`` run (see ``docs/multi-worker.md``)."""
+    from fitlab.cluster import check_tf_config, join_cluster
+    from fitlab.files import writable_folder
+
+    config = args.tf_config or os.environ.get("TF_CONFIG")
+    if not config:
+        raise ValueError(
+            "a worker needs to know its cluster: pass --tf-config JSON or set TF_CONFIG "
+            "(or let `python -m fitlab train --workers N` start the workers)"
+        )
+    check_tf_config(config)
+    _use_backend("tensorflow", deterministic=args.deterministic)
+    for path in args.csv or ():
+        open(path, "rb").close()
+    writable_folder(args.out)
+    return _train(args, "loop", join_cluster(config, args.collective_timeout))
 
 
 # How to install each backend's package, for the line that says it is missing.

@@ -30,7 +30,7 @@ METHODS = ("fit", "generator", "batch", "loop")
 #: The training recipes of :func:`fitlab.make_recipe`.
 RECIPES = ("tutorial", "improved")
 #: The benchmarks of ``python -m fitlab bench NAME``.
-BENCHMARKS = ("build", "pipeline", "loops", "live", "faults")
+BENCHMARKS = ("build", "pipeline", "loops", "live", "faults", "gpu", "distributed")
 #: The Keras backends fitlab trains on (``python -m fitlab train --backend``).
 BACKENDS = ("tensorflow", "jax")
 #: The TensorFlow that fitlab's TensorFlow-only parts are written for (as in pyproject.toml).
@@ -38,6 +38,12 @@ TENSORFLOW_REQUIREMENT = "tensorflow>=2.21,<2.22"
 #: XLA's flag for deterministic GPU ops (``deterministic=True`` on JAX); JAX reads
 #: ``XLA_FLAGS`` once, when it starts its GPU backend.
 XLA_GPU_DETERMINISM = "--xla_gpu_deterministic_ops=true"
+#: Why several workers train by ``loop`` only (tests/test_distributed.py pins the failure).
+MULTI_WORKER_FIT = (
+    "Keras 3's fit does not work under tf.distribute.MultiWorkerMirroredStrategy (it fails "
+    "with 'Attempt to convert a value (PerReplica…) … to a Tensor', an open regression "
+    "since TensorFlow 2.16); train with several workers by --method loop"
+)
 
 ARCHIVE_ENV = "FITLAB_FLOWERS17_ARCHIVE"
 DATA_DIR_ENV = "FITLAB_DATA_DIR"

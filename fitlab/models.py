@@ -38,6 +38,7 @@ class MiniVGGNet:
         classes: int,
         augmentation: keras.layers.Layer | None = None,
         bn_momentum: float = 0.99,
+        synchronized: bool = False,
     ) -> keras.Model:
         """Return an uncompiled MiniVGGNet for ``height × width × depth`` inputs.
 
@@ -54,6 +55,14 @@ class MiniVGGNet:
             pixels, the same units as outside the model.
         bn_momentum : float
             Batch-norm moving-average momentum (Keras default 0.99).
+        synchronized : bool
+            Batch norm computes its batch statistics over the *global* batch
+            under a ``tf.distribute`` strategy with several replicas
+            (``BatchNormalization(synchronized=True)``, an all-reduce per
+            layer and step), so that N replicas normalise as one process
+            would. Off, each replica normalises its own share of the batch.
+            TensorFlow backend only (Keras refuses it on the others); with
+            one replica it changes nothing.
 
         Returns
         -------
@@ -74,7 +83,9 @@ class MiniVGGNet:
             for _ in range(2):
                 x = layers.Conv2D(filters, (3, 3), padding="same")(x)
                 x = layers.Activation("relu")(x)
-                x = layers.BatchNormalization(axis=-1, momentum=bn_momentum)(x)
+                x = layers.BatchNormalization(
+                    axis=-1, momentum=bn_momentum, synchronized=synchronized
+                )(x)
             x = layers.MaxPooling2D(pool_size=(2, 2))(x)
             return layers.Dropout(0.25)(x)
 
@@ -94,7 +105,7 @@ class MiniVGGNet:
         x = layers.Flatten()(x)
         x = layers.Dense(512)(x)
         x = layers.Activation("relu")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum)(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, synchronized=synchronized)(x)
         x = layers.Dropout(0.5)(x)
         x = layers.Dense(classes)(x)
         # float32 softmax keeps the loss stable under mixed precision.

@@ -16,12 +16,15 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 from sklearn.metrics import accuracy_score, f1_score
@@ -32,10 +35,11 @@ from fitlab.callbacks.checkpoint import (
     ResumableCheckpoint,
     Resumed,
     changed_settings,
+    copy_checkpoint,
     resume_from,
     save_model_atomically,
 )
-from fitlab.config import METHODS, RECIPES, XLA_GPU_DETERMINISM
+from fitlab.config import METHODS, MULTI_WORKER_FIT, RECIPES, XLA_GPU_DETERMINISM
 from fitlab.data import (
     Flowers17Files,
     classes_from_csv,
@@ -88,6 +92,7 @@ def train_tutorial(
     files: Flowers17Files | None = None,
     deterministic: bool = False,
     restart: bool = False,
+    strategy: Any = None,
     verbose: int | str = 1,
 ) -> dict:
     """The tutorial's ``train.py``, end to end, by one of the four methods; resumable.
@@ -168,6 +173,14 @@ def train_tutorial(
         --deterministic`` sets it itself).
     restart : bool
         Delete the checkpoint and outputs in ``out`` and train from epoch 1.
+    strategy : tf.distribute.Strategy, optional
+        Train under it (``loop`` only; TensorFlow). Under a
+        ``MultiWorkerMirroredStrategy`` every worker process calls this with
+        the same arguments (``python -m fitlab worker``): the chief writes
+        ``out``; the others resume from the chief's checkpoint in ``out``
+        (a folder they all see) and write only to a temporary folder.
+        ``batch_size`` is the *global* batch: with N workers each trains on
+        ``batch_size / N`` rows a step, together the rows one process would.
     verbose : int
         0 silent, 1 progress bar and report.
 
@@ -215,24 +228,38 @@ def train_tutorial(
         raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+    if strategy is not None and method != "loop":
+        raise ValueError(
+            f"a strategy trains by method 'loop' only, not {method!r}. {MULTI_WORKER_FIT}"
+        )
     out = writable_folder(out)  # before hours of training, not after
+    run = {
+        "method": method,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "augment": augment,
+        "seed": seed,
+        "recipe": recipe,
+        "data_dir": data_dir,
+        "archive": archive,
+        "files": files,
+        "deterministic": deterministic,
+        "restart": restart,
+        "strategy": strategy,
+        "verbose": verbose,
+    }
+    if strategy is not None and not strategy.extended.should_checkpoint:
+        # Not the chief: train on from a copy of the chief's checkpoint, in a scratch
+        # folder of its own (TensorFlow's advice: every worker saves, since saving may
+        # take part in collectives, but only the chief's files count). After --restart
+        # there is nothing to copy, whatever the chief has not deleted yet.
+        with tempfile.TemporaryDirectory(prefix="fitlab-worker-") as scratch:
+            if not restart:
+                copy_checkpoint(out / CHECKPOINT, Path(scratch) / CHECKPOINT)
+            return _train_in(Path(scratch), **run)
     waiting = f"waiting for the other fitlab run training in {out} (lock {out / _LOCK})…"
     with exclusive_lock(out / _LOCK, waiting=waiting):
-        return _train_in(
-            out,
-            method,
-            epochs=epochs,
-            batch_size=batch_size,
-            augment=augment,
-            seed=seed,
-            recipe=recipe,
-            data_dir=data_dir,
-            archive=archive,
-            files=files,
-            deterministic=deterministic,
-            restart=restart,
-            verbose=verbose,
-        )
+        return _train_in(out, **run)
 
 
 def _train_in(
@@ -249,6 +276,7 @@ def _train_in(
     files,
     deterministic,
     restart,
+    strategy,
     verbose,
 ) -> dict:
     """:func:`train_tutorial`'s work, once it holds ``out``'s lock."""
@@ -273,7 +301,7 @@ def _train_in(
         "train_csv_sha256": sha256_of(files.train)[:16],
         "test_csv_sha256": sha256_of(files.test)[:16],
     }
-    resumed = _resumable(out, settings)
+    resumed = _resumable(out, settings, strategy)
     if resumed is not None and resumed.initial_epoch == epochs:
         finished = _finished_result(out)
         if finished is not None:
@@ -298,10 +326,11 @@ def _train_in(
         _make_deterministic()
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(count_rows(files.train) / batch_size)
-    optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    if resumed is None:
-        model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed)
-    else:  # weights, optimizer state (the schedule's place) and seed state, as saved
+    with _scope(strategy):  # under a strategy their variables are mirrored
+        optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        if resumed is None:
+            model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed, strategy)
+    if resumed is not None:  # weights, optimizer state (the schedule's place), seed state
         model, optimizer = resumed.model, resumed.model.optimizer
     checkpoint = ResumableCheckpoint(out / CHECKPOINT, settings=settings)
 
@@ -320,12 +349,14 @@ def _train_in(
         verbose=verbose,
         test=(x_test, y_test_index),
         callbacks=[checkpoint],
+        strategy=strategy,
     )
     wall_s = time.perf_counter() - start
 
-    probabilities = predict_all(model, x_test, batch_size=batch_size)
+    predictor = model if strategy is None else _OnThisWorker(model)
+    probabilities = predict_all(predictor, x_test, batch_size=batch_size)
     predicted = probabilities.argmax(axis=1)
-    mirrored = predict_all(model, x_test[:, :, ::-1], batch_size=batch_size)
+    mirrored = predict_all(predictor, x_test[:, :, ::-1], batch_size=batch_size)
     tta_predicted = (probabilities + mirrored).argmax(axis=1)
     text = report(y_test_index, predicted, classes)
     if verbose:
@@ -357,9 +388,10 @@ def _forget_run(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
-def _resumable(out: Path, settings: dict) -> Resumed | None:
+def _resumable(out: Path, settings: dict, strategy=None) -> Resumed | None:
     """The checkpoint in ``out`` to resume from, if any; refused if made with other settings."""
-    resumed = resume_from(out / CHECKPOINT)
+    with _scope(strategy):  # a loaded model's variables are mirrored under a strategy
+        resumed = resume_from(out / CHECKPOINT)
     if resumed is None:
         return None
     changed = changed_settings(resumed.settings, settings)
@@ -401,10 +433,37 @@ def _make_deterministic() -> None:
         raise ValueError(f"deterministic training runs on TensorFlow or JAX, not {backend}")
 
 
-def _tutorial_model(shape: tuple, classes: int, augment: bool, seed: int) -> keras.Model:
+def _tutorial_model(
+    shape: tuple, classes: int, augment: bool, seed: int, strategy=None
+) -> keras.Model:
     height, width, depth = shape
     augmentation = make_augmentation(**TUTORIAL_AUGMENTATION, seed=seed) if augment else None
-    return MiniVGGNet.build(width, height, depth, classes, augmentation=augmentation)
+    # Several replicas normalise over the global batch, as one process does.
+    synchronized = strategy is not None and strategy.num_replicas_in_sync > 1
+    return MiniVGGNet.build(
+        width, height, depth, classes, augmentation=augmentation, synchronized=synchronized
+    )
+
+
+class _OnThisWorker:
+    """A model trained under a strategy, predicting on this worker alone.
+
+    Keras's ``predict_on_batch`` runs on every replica and gathers their outputs:
+    under a multi-worker strategy each worker would get every worker's rows.
+    Called directly, outside ``strategy.run``, the model predicts with this
+    worker's copy of the mirrored weights.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+
+    def predict_on_batch(self, x):
+        return keras.ops.convert_to_numpy(self.model(x, training=False))
+
+
+def _scope(strategy):
+    """``strategy.scope()``, or a context that does nothing without a strategy."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def _train_by(
@@ -422,6 +481,7 @@ def _train_by(
     verbose,
     test,
     callbacks,
+    strategy=None,
 ) -> keras.callbacks.History:
     """Train ``model`` by ``method`` from ``initial_epoch``; every method validates on the test set.
 
@@ -441,7 +501,7 @@ def _train_by(
         from fitlab.loops.compiled import CompiledLoop
 
         train = _loop_source(files, classes, batch_size, seed, initial_epoch, x_test.shape[1])
-        loop = CompiledLoop(model, optimizer, loss, metrics)
+        loop = CompiledLoop(model, optimizer, loss, metrics, strategy=strategy)
         return loop.fit(train, batch_size=batch_size, **common)
 
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)

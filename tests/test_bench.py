@@ -53,3 +53,47 @@ def test_bench_name_help_shows_that_benchmarks_options(capsys):
         cli.main(["bench", "pipeline", "--help"])
     assert stop.value.code == 0
     assert "python -m fitlab bench pipeline" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_gpu_times_every_way_feed_and_precision(tmp_path, capsys):
+    """The smallest run: 8 rows, batch 8, one timed epoch; a row per way, feed and precision."""
+    from fitlab import make_synthetic_csv
+    from fitlab.bench import gpu
+
+    csv = make_synthetic_csv(tmp_path / "train.csv", rows=8, size=64)
+    out = tmp_path / "gpu.json"
+    argv = ["--csv", str(csv), "--quick", "--rows", "8", "--batch-sizes", "8", "--mixed", "arrays"]
+    assert gpu.main([*argv, "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    report = json.loads(out.read_text())
+
+    assert report["machine"]["backend"] == "tensorflow"
+    assert report["rows"] == 8 and report["classes"] == 17
+    assert report["flops"]["training_flops_per_image"] == 3 * 212_616_192
+    cells = {(c["way"], c["feed"], c["precision"]) for c in report["cells"]}
+    fed = {("fit", feed) for feed in gpu.FEEDS} | {
+        ("CompiledLoop", feed) for feed in gpu.FEEDS if feed != "sequence-processes"
+    }
+    assert cells == {(way, feed, "float32") for way, feed in fed} | {
+        ("fit", "arrays", "mixed_float16"),
+        ("CompiledLoop", "arrays", "mixed_float16"),
+    }
+    for c in report["cells"]:
+        assert c["batch_size"] == 8 and len(c["epoch_seconds"]) == 1
+        assert c["images_per_second"] > 0 and c["tflops"] > 0
+        assert (c["wait_share"] is None) == (c["way"] == "fit"), c  # fit on TF: n/a
+    assert [g["unit"] for g in report["goals"]] == ["ratio", "share"]
+    assert report["skipped"][0]["feed"] == "sequence-processes"
+
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("way "))
+    assert header.split()[:3] == ["way", "feed", "prec"]
+    assert "batch 8" in lines[lines.index(header) - 1]
+    assert {"img/s", "start", "wait", "TFLOP/s"} <= set(header.split())
+    top = lines.index(header) + 2  # below the dashes
+    rows = lines[top : lines.index("", top)]
+    assert len(rows) == len(report["cells"])
+    assert sum("fp16" in row for row in rows) == 2
+    assert any(row.startswith("fit ") and " n/a " in row for row in rows)
+    assert "peak unknown" in table and "load average after" in table

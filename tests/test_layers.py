@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fitlab.engine",),
     ("fitlab.loops", "fitlab.callbacks", "fitlab.plots", "fitlab.evaluate"),
     ("fitlab.compat",),
-    ("fitlab.tutorial", "fitlab.exercises", "fitlab.bench"),
+    ("fitlab.tutorial", "fitlab.cluster", "fitlab.exercises", "fitlab.bench"),
     ("fitlab.cli", "fitlab.__main__"),
 ]
 

@@ -230,6 +230,31 @@ def resume_from(directory: str | os.PathLike, custom_objects: dict | None = None
     return Resumed(model, int(state["epochs_done"]), state["history"], state["settings"])
 
 
+def copy_checkpoint(source: str | os.PathLike, destination: str | os.PathLike) -> bool:
+    """Copy the last committed epoch of ``source`` into ``destination``; ``False`` if none.
+
+    A worker of a multi-worker run resumes from the chief's checkpoint but must
+    not write into it: it resumes from a copy in its own folder. The model and
+    seed files are copied first and ``checkpoint.json`` last, each atomically,
+    so a copy stopped half-way is no checkpoint at all.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> copy_checkpoint(tempfile.mkdtemp(), tempfile.mkdtemp())  # nothing to copy
+    False
+    """
+    source, destination = Path(source), Path(destination)
+    state = _read_state(source)
+    if state is None:
+        return False
+    destination.mkdir(parents=True, exist_ok=True)
+    for key in ("model", "rng"):
+        write_atomically(destination / state[key].name, state[key].read_bytes())
+    write_atomically(destination / _STATE, (source / _STATE).read_bytes())
+    return True
+
+
 def changed_settings(saved: dict | None, wanted: dict) -> str:
     """The settings that differ, as ``name saved (now: wanted)``; ``""`` when none do.
 
