@@ -83,11 +83,13 @@ def user_error(exc: BaseException) -> str | None:
     """
     from PIL import Image
 
-    from fitlab.cluster import WorkerFailed
+    from fitlab.cluster import WorkerFailed, lost_peer
     from fitlab.data import DatasetError
 
     if isinstance(exc, WorkerFailed):
         return str(exc)
+    if lost_peer(exc) is not None:
+        return lost_peer(exc)
     if isinstance(exc, Image.DecompressionBombError):
         return f"{exc} The archive is not the official 17flowers.tgz: use that one"
     if isinstance(exc, OSError) and exc.filename is not None:

@@ -121,6 +121,34 @@ def check_tf_config(text: str) -> None:
         )
 
 
+def lost_peer(error: BaseException) -> str | None:
+    """The one line for the error a worker gets when a peer has gone, else ``None``.
+
+    A worker waiting in an all-reduce for a peer that died gets
+    ``UnavailableError`` ("Collective ops is aborted by: … Connection reset by
+    peer"), or ``DeadlineExceededError`` after the collective timeout. That is
+    the other worker's failure, not a bug here: no traceback.
+
+    Examples
+    --------
+    >>> lost_peer(ValueError("a mistake")) is None
+    True
+    """
+    tf = sys.modules.get("tensorflow")  # none loaded: no TensorFlow error either
+    peer_errors = (
+        () if tf is None else (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)
+    )
+    if not isinstance(error, peer_errors):
+        return None
+    text = str(error)
+    reason = text.split("aborted by: ", 1)[1].splitlines()[0] if "aborted by: " in text else ""
+    return (
+        f"another worker of this run is gone ({type(error).__name__}"
+        + (f": {reason}" if reason else "")
+        + "); start the workers again to resume from the chief's last checkpoint"
+    )
+
+
 def join_cluster(config: str, timeout: float = COLLECTIVE_TIMEOUT) -> Any:
     """This process as a worker of the cluster ``config`` (a ``TF_CONFIG``): its strategy.
 
@@ -188,17 +216,21 @@ def launch(
 
 
 def _watch(processes: list[subprocess.Popen], logs: Path) -> None:
-    """Wait until all finish; on the first failure raise :class:`WorkerFailed`."""
+    """Wait until all finish; on the first failure raise :class:`WorkerFailed`.
+
+    When a worker dies, the others soon fail too (their all-reduce lost a
+    peer): of the failures seen at one look, one killed by a signal is the
+    cause, else the lowest-numbered.
+    """
     running = set(range(len(processes)))
     while running:
-        for index in sorted(running):
-            code = processes[index].poll()
-            if code is None:
-                continue
-            running.discard(index)
-            if code != 0:
-                _stop(processes)
-                raise WorkerFailed(_failure(index, code, logs))
+        codes = {index: processes[index].poll() for index in running}
+        failed = {index: code for index, code in codes.items() if code not in (None, 0)}
+        if failed:
+            cause = min(failed, key=lambda index: (failed[index] >= 0, index))
+            _stop(processes)
+            raise WorkerFailed(_failure(cause, failed[cause], logs))
+        running -= {index for index, code in codes.items() if code == 0}
         time.sleep(POLL)
 
 
