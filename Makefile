@@ -57,6 +57,9 @@ bench: data
 	$(BIN)/python -m fitlab bench loops
 	$(BIN)/python -m fitlab bench live
 	$(BIN)/python -m fitlab bench faults
+	$(BIN)/python -m fitlab bench gpu
+	KERAS_BACKEND=jax $(BIN)/python -m fitlab bench gpu
+	$(BIN)/python -m fitlab bench distributed
 
 lint: install
 	$(BIN)/ruff check fitlab tests examples notebooks

@@ -74,8 +74,10 @@ _PUBLIC = {
     "legacy_history": "compat",
     "SGD": "compat",
     "ImageDataGenerator": "compat",
-    # the tutorial's train.py
+    # the tutorial's train.py, and several processes training as one
     "train_tutorial": "tutorial",
+    "free_ports": "cluster",
+    "tf_config": "cluster",
 }
 
 _SUBMODULES = (

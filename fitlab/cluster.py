@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -187,12 +188,14 @@ def launch(
     env : dict, optional
         Their environment (default: this process's).
     log_dir : path, optional
-        Where workers 1… write their output (default: a new temporary folder).
+        Where workers 1… write their output (default: a temporary folder,
+        deleted afterwards unless a worker failed: the error names its log).
     """
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, not {workers}")
     addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     logs = Path(log_dir or tempfile.mkdtemp(prefix="fitlab-workers-"))
+    keep_logs = log_dir is not None
     processes: list[subprocess.Popen] = []
     try:
         for index in range(workers):
@@ -205,14 +208,19 @@ def launch(
                     env=env,
                     stdout=output,
                     stderr=subprocess.STDOUT if output else None,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
             )
             if output is not None:
                 output.close()  # the child holds its own copy
         _watch(processes, logs)
+    except WorkerFailed:
+        keep_logs = True  # the message points to the failed worker's log
+        raise
     finally:
-        _stop(processes)
+        stop_all(processes)
+        if not keep_logs:
+            shutil.rmtree(logs, ignore_errors=True)
 
 
 def _watch(processes: list[subprocess.Popen], logs: Path) -> None:
@@ -228,7 +236,7 @@ def _watch(processes: list[subprocess.Popen], logs: Path) -> None:
         failed = {index: code for index, code in codes.items() if code not in (None, 0)}
         if failed:
             cause = min(failed, key=lambda index: (failed[index] >= 0, index))
-            _stop(processes)
+            stop_all(processes)
             raise WorkerFailed(_failure(cause, failed[cause], logs))
         running -= {index for index, code in codes.items() if code == 0}
         time.sleep(POLL)
@@ -247,8 +255,16 @@ def _failure(index: int, code: int, logs: Path) -> str:
     return message + ". Run the same command again to resume from the last checkpoint"
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM every worker still running, then SIGKILL those left after :data:`GRACE`."""
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every process still running, then SIGKILL those left after :data:`GRACE`.
+
+    Examples
+    --------
+    >>> sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    >>> stop_all([sleeper])
+    >>> sleeper.returncode == -signal.SIGTERM
+    True
+    """
     alive = [p for p in processes if p.poll() is None]
     for process in alive:
         process.terminate()
@@ -261,8 +277,16 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: be killed when the launcher dies (Linux), however it dies."""
+def die_with_parent() -> None:
+    """In a child, before exec: be killed when its parent dies (Linux), however it dies.
+
+    Pass it as ``preexec_fn`` to ``subprocess.Popen``; elsewhere than Linux it does nothing.
+
+    Examples
+    --------
+    >>> subprocess.run([sys.executable, "-c", "pass"], preexec_fn=die_with_parent).returncode
+    0
+    """
     if sys.platform.startswith("linux"):
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)

@@ -61,8 +61,10 @@ class MiniVGGNet:
             (``BatchNormalization(synchronized=True)``, an all-reduce per
             layer and step), so that N replicas normalise as one process
             would. Off, each replica normalises its own share of the batch.
-            TensorFlow backend only (Keras refuses it on the others); with
-            one replica it changes nothing.
+            TensorFlow backend only (Keras refuses it on the others). With
+            one replica the statistics are the same, computed another way
+            (E[x²] − E[x]² from sums, which a replica can all-reduce): equal
+            to float32 rounding.
 
         Returns
         -------

@@ -97,3 +97,49 @@ def test_bench_gpu_times_every_way_feed_and_precision(tmp_path, capsys):
     assert sum("fp16" in row for row in rows) == 2
     assert any(row.startswith("fit ") and " n/a " in row for row in rows)
     assert "peak unknown" in table and "load average after" in table
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_bench_distributed_tables_one_process_two_devices_and_two_workers(tmp_path, capsys):
+    """The quick run: each configuration in fresh processes, images/s and the all-reduce share."""
+    import os
+    from pathlib import Path
+
+    from fitlab.bench import distributed
+
+    def children() -> set[str]:
+        tasks = Path(f"/proc/{os.getpid()}/task")
+        found = (t / "children" for t in tasks.iterdir()) if tasks.exists() else ()
+        return {pid for path in found if path.exists() for pid in path.read_text().split()}
+
+    before = children()
+    out = tmp_path / "distributed.json"
+    assert distributed.main(["--quick", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    report = json.loads(out.read_text())
+
+    rows = {row["configuration"]: row for row in report["rows"]}
+    assert list(rows) == ["one", "two-devices", "two-workers"]
+    for row in rows.values():
+        assert row["batch_size"] == 8 and row["images_per_second"] > 0
+    assert rows["one"]["replicas"] == 1 and rows["one"]["speedup"] == 1
+    assert rows["one"]["allreduce_share_percent"] is None
+    for name in ("two-devices", "two-workers"):
+        assert rows[name]["replicas"] == 2 and rows[name]["allreduce_ms"] > 0
+        assert 0 < rows[name]["allreduce_share_percent"] < 100
+        assert report["children"][name][0]["synchronized_batch_norm"] is True
+    assert [w["worker"] for w in report["children"]["two-workers"]] == [0, 1]
+    assert set(report["load_average_before"]) and set(report["load_average_after"])
+
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("configuration"))
+    assert header.split() == [
+        "configuration", "replicas", "batch", "img/s", "±", "speed-up", "all-reduce", "ms", "share"
+    ]  # fmt: skip
+    top = lines.index(header) + 2  # below the dashes
+    body = lines[top : lines.index("", top)]
+    assert [line.split()[0] for line in body] == ["one", "two-devices", "two-workers"]
+    assert "load average before" in table and "load average after" in table
+    assert "Why no speed-up is expected here" in table
+    assert children() <= before  # every child was waited for: none running or unreaped

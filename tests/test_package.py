@@ -32,7 +32,7 @@ def test_cli_help_lists_the_commands():
     out = subprocess.run(
         [sys.executable, "-m", "fitlab", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("data", "train", "bench"):
+    for command in ("data", "train", "worker", "bench"):
         assert command in out
 
 
