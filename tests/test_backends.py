@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from no_tensorflow import BLOCK_TENSORFLOW
 
 from fitlab.config import TENSORFLOW_REQUIREMENT, needs_tensorflow
 
@@ -22,21 +23,6 @@ pytest.importorskip("jax")
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Put first in every child: TensorFlow is "not installed" from here on.
-BLOCK_TENSORFLOW = """
-import importlib.abc
-import sys
-
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.startswith("tensorflow"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, NoTensorFlow())
-"""
 
 TRAIN_WITHOUT_TENSORFLOW = """
 import math

@@ -16,26 +16,14 @@ from pathlib import Path
 
 import keras
 import pytest
+from no_tensorflow import BLOCK_TENSORFLOW
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="KERAS_BACKEND=jax only")
 
 REPO = Path(__file__).resolve().parents[2]
 
-CHILD = textwrap.dedent(
+CHILD = BLOCK_TENSORFLOW + textwrap.dedent(
     """
-    import importlib.abc
-    import sys
-
-
-    class NoTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.startswith("tensorflow"):
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-            return None
-
-
-    sys.meta_path.insert(0, NoTensorFlow())
-
     from fitlab import make_synthetic_csv
     from fitlab.bench import gpu
 
