@@ -83,6 +83,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fitlab.bench.machine import cpu_name, load_text
+
 SIZE, DEPTH, CLASSES = 64, 3, 17
 LOSS = "categorical_crossentropy"
 CONFIGS = ("one", "two-devices", "two-workers")
@@ -517,24 +519,13 @@ def _machine() -> dict:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
         "versions": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_table(report: dict) -> None:
@@ -553,7 +544,7 @@ def print_table(report: dict) -> None:
         f"Python {m['python']}; {m['date']}",
         f"{s['epochs']} timed epoch(s) per batch size after 1 warm-up; all-reduce timed over "
         f"{s['repetitions']} calls after {ALLREDUCE_WARMUP}; defaults: {s['defaults']}",
-        "load average before: " + _loadavg(report["load_average_before"]),
+        "load average before: " + load_text(report["load_average_before"]),
     ):
         print(line)
     print()
@@ -578,7 +569,7 @@ def print_table(report: dict) -> None:
     for note in _notes(report):
         print(note)
     print()
-    print("load average after: " + _loadavg(report["load_average_after"]))
+    print("load average after: " + load_text(report["load_average_after"]))
 
 
 def _notes(report: dict) -> list[str]:
@@ -618,10 +609,6 @@ def _notes(report: dict) -> list[str]:
         "accelerators)."
     )
     return notes
-
-
-def _loadavg(values) -> str:
-    return " ".join(f"{x:.2f}" for x in values)
 
 
 if __name__ == "__main__":

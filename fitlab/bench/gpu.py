@@ -113,6 +113,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from fitlab.bench.machine import cpu_name, load_text
+
 SIZE, DEPTH = 64, 3
 LOSS = "categorical_crossentropy"
 WAYS = ("fit", "CompiledLoop")
@@ -715,18 +717,7 @@ def _device(backend: str) -> dict:
                 "name": details.get("device_name", gpus[0].name),
                 "count": len(gpus),
             }
-    return {"type": "cpu", "name": _cpu_name(), "count": 1}
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return {"type": "cpu", "name": cpu_name(), "count": 1}
 
 
 def _machine(backend: str, device: dict) -> dict:
@@ -738,7 +729,7 @@ def _machine(backend: str, device: dict) -> dict:
             versions[package] = None
     return {
         "device": device,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_cores": os.cpu_count(),
         "backend": backend,
         "versions": versions,
@@ -859,7 +850,7 @@ def print_table(report: dict) -> None:
         f"machine: {where}; {m['cpu_cores']} CPU cores; Keras backend {m['backend']}; "
         f"{versions}; tensorflow imported: {m['tensorflow_imported']}; Python {m['python']}; "
         f"{m['date']}",
-        "load average before: " + _loadavg(report["load_average_before"]),
+        "load average before: " + load_text(report["load_average_before"]),
         f"FLOPs per image: {f['forward_flops_per_image'] / 1e9:.3f} G forward, "
         f"{f['training_gflop']:.3f} G a training step (3x forward)"
         + (f"; XLA counts {xla / 1e9:.3f} G" if xla else "")
@@ -902,7 +893,7 @@ def print_table(report: dict) -> None:
             )
             print(f"  {goal['goal']}: {shown}; target {goal['target']}: {verdicts[goal['met']]}")
     print()
-    print("load average after: " + _loadavg(report["load_average_after"]))
+    print("load average after: " + load_text(report["load_average_after"]))
 
 
 def _print_cells(report: dict) -> None:
@@ -955,10 +946,6 @@ def _notes(report: dict) -> list[str]:
     )
     notes += [f"not run: {s['way']} {s['feed']}: {s['why']}." for s in report["skipped"]]
     return notes
-
-
-def _loadavg(values) -> str:
-    return " ".join(f"{x:.2f}" for x in values)
 
 
 if __name__ == "__main__":
