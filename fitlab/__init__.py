@@ -42,6 +42,7 @@ _PUBLIC = {
     "parse_row": "data.csvrows",
     "load_csv": "data.csvrows",
     "classes_from_csv": "data.labels",
+    "carve_validation": "data.holdout",
     # pipelines
     "InputMeter": "pipelines.meter",
     "csv_image_generator": "pipelines.generator",
@@ -54,6 +55,9 @@ _PUBLIC = {
     "MiniVGGNet": "models",
     "legacy_sgd": "optim",
     "make_recipe": "recipes",
+    "Recipe": "recipes",
+    "RECIPE_SETTINGS": "recipes",
+    "make_recipe_augmentation": "recipes",
     # loops
     "train_on_batches": "loops.on_batch",
     "CompiledLoop": "loops.compiled",

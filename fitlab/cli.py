@@ -204,7 +204,8 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         "--recipe",
         choices=RECIPES,
         default="tutorial",
-        help="optimizer, schedule and loss: the tutorial's (default) or the improved one",
+        help="optimizer, schedule, loss and augmentation: the tutorial's (default) or the "
+        "improved one (fitlab/recipes.py)",
     )
     parser.add_argument(
         "--out",

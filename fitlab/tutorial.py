@@ -29,7 +29,6 @@ from typing import Any
 import keras
 from sklearn.metrics import accuracy_score, f1_score
 
-from fitlab.augment import TUTORIAL_AUGMENTATION, make_augmentation
 from fitlab.callbacks.checkpoint import (
     LEFTOVERS,
     ResumableCheckpoint,
@@ -39,7 +38,7 @@ from fitlab.callbacks.checkpoint import (
     resume_from,
     save_model_atomically,
 )
-from fitlab.config import METHODS, MULTI_WORKER_FIT, RECIPES, XLA_GPU_DETERMINISM
+from fitlab.config import METHODS, MULTI_WORKER_FIT, XLA_GPU_DETERMINISM
 from fitlab.data import (
     Flowers17Files,
     classes_from_csv,
@@ -61,7 +60,7 @@ from fitlab.loops import train_on_batches
 from fitlab.models import MiniVGGNet
 from fitlab.pipelines import CSVSequence
 from fitlab.plots import plot_history
-from fitlab.recipes import make_recipe
+from fitlab.recipes import Recipe, make_recipe, make_recipe_augmentation, recipe_named
 
 # What a run writes into its folder, and the temp names those writes leave when
 # killed (write_atomically's files, save_model_atomically's folder).
@@ -85,7 +84,7 @@ def train_tutorial(
     batch_size: int = 32,
     augment: bool = True,
     seed: int = 42,
-    recipe: str = "tutorial",
+    recipe: str | Recipe = "tutorial",
     out: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     archive: str | os.PathLike | None = None,
@@ -139,8 +138,8 @@ def train_tutorial(
     All four run on TensorFlow and on JAX (``KERAS_BACKEND``; the backend is one
     of the run's settings, so a checkpoint is resumed on the backend it was made on).
 
-    Augmentation (the tutorial's ``ImageDataGenerator`` settings, see
-    :data:`fitlab.TUTORIAL_AUGMENTATION`) runs as the model's first layers,
+    Augmentation (the recipe's; for the tutorial's recipe its ``ImageDataGenerator``
+    settings, see :data:`fitlab.TUTORIAL_AUGMENTATION`) runs as the model's first layers,
     so all four methods augment with the same code, in the same graph as the
     training step, and only while training; the data sources stay plain.
 
@@ -149,12 +148,13 @@ def train_tutorial(
     method : {"fit", "generator", "batch", "loop"}
     epochs, batch_size : int
     augment : bool
-        Use the tutorial's augmentation.
+        Augment with the recipe's augmentation.
     seed : int
         Seeds weights, dropout, augmentation and shuffling (the 60/20 split
         is fixed by :func:`fitlab.prepare_flowers17`).
-    recipe : {"tutorial", "improved"}
-        Optimizer, schedule and loss (:func:`fitlab.make_recipe`).
+    recipe : str or Recipe
+        Optimizer, schedule, loss and augmentation: one of :data:`fitlab.RECIPES`
+        or a :class:`fitlab.Recipe` (:mod:`fitlab.recipes`).
     out : path
         Folder for the outputs and the checkpoint (created; checked writable
         before anything else is done).
@@ -224,8 +224,7 @@ def train_tutorial(
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if recipe not in RECIPES:  # before the data is prepared, not after
-        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    recipe_named(recipe)  # an unknown name fails before the data is prepared, not after
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     if strategy is not None and method != "loop":
@@ -294,7 +293,9 @@ def _train_in(
         "batch_size": batch_size,
         "augment": augment,
         "seed": seed,
-        "recipe": recipe,
+        # A named recipe by its name (as checkpoints have always recorded it), another
+        # one by its settings, so that resuming with a different one is refused.
+        "recipe": recipe if isinstance(recipe, str) else recipe.settings(),
         "deterministic": deterministic,
         "backend": keras.backend.backend(),
         # Shortened: names the data a run was trained on.
@@ -329,7 +330,9 @@ def _train_in(
     with _scope(strategy):  # under a strategy their variables are mirrored
         optimizer, loss = make_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch)
         if resumed is None:
-            model = _tutorial_model(x_test.shape[1:], len(classes), augment, seed, strategy)
+            model = _tutorial_model(
+                x_test.shape[1:], len(classes), recipe if augment else None, seed, strategy
+            )
     if resumed is not None:  # weights, optimizer state (the schedule's place), seed state
         model, optimizer = resumed.model, resumed.model.optimizer
     checkpoint = ResumableCheckpoint(out / CHECKPOINT, settings=settings)
@@ -434,10 +437,11 @@ def _make_deterministic() -> None:
 
 
 def _tutorial_model(
-    shape: tuple, classes: int, augment: bool, seed: int, strategy=None
+    shape: tuple, classes: int, recipe: str | Recipe | None, seed: int, strategy=None
 ) -> keras.Model:
+    """MiniVGGNet with the augmentation of ``recipe`` (none when ``recipe`` is ``None``)."""
     height, width, depth = shape
-    augmentation = make_augmentation(**TUTORIAL_AUGMENTATION, seed=seed) if augment else None
+    augmentation = None if recipe is None else make_recipe_augmentation(recipe, seed=seed)
     # Several replicas normalise over the global batch, as one process does.
     synchronized = strategy is not None and strategy.num_replicas_in_sync > 1
     return MiniVGGNet.build(

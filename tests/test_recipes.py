@@ -1,4 +1,6 @@
-"""Recipes: the tutorial's optimizer unchanged, the improved one's schedule, decay and loss."""
+"""Recipes: the tutorial's optimizer unchanged, the improved one's schedule, decay and loss;
+AdamW, EMA and colour jitter as a search builds them; a recipe given as settings trains and
+resumes as itself."""
 
 from __future__ import annotations
 
@@ -8,7 +10,15 @@ import keras
 import numpy as np
 import pytest
 
-from fitlab import RECIPES, cli, make_recipe, train_tutorial
+from fitlab import (
+    RECIPE_SETTINGS,
+    RECIPES,
+    Recipe,
+    cli,
+    make_recipe,
+    make_recipe_augmentation,
+    train_tutorial,
+)
 
 # The improved recipe's settings, as fitlab.recipes documents them.
 PEAK_LEARNING_RATE = 0.025
@@ -101,3 +111,99 @@ def test_the_cli_offers_every_method_and_recipe(capsys):
     shown = capsys.readouterr().out
     for name in (*RECIPES, "fit", "generator", "batch", "loop"):
         assert name in shown
+
+
+def test_every_named_recipe_has_its_settings():
+    assert tuple(RECIPE_SETTINGS) == RECIPES
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"optimizer": "adam"}, "optimizer must be one of"),
+        ({"learning_rate": 0.0}, "learning_rate must be > 0"),
+        ({"ema_momentum": 1.0}, "ema_momentum must be in"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be in"),
+    ],
+)
+def test_a_recipe_with_bad_settings_says_which(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Recipe(**{"optimizer": "sgd", "learning_rate": 0.01, **changes})
+
+
+def test_adamw_and_ema_recipes_build_what_they_say():
+    recipe = Recipe("adamw", 2e-3, warmup_epochs=1, weight_decay=0.05, ema_momentum=0.99)
+    optimizer, loss = make_recipe(recipe, epochs=10, steps_per_epoch=4)
+    assert isinstance(optimizer, keras.optimizers.AdamW)
+    assert optimizer.weight_decay == pytest.approx(0.05)
+    assert optimizer.use_ema and optimizer.ema_momentum == pytest.approx(0.99)
+    assert rate_at(optimizer, 4) == pytest.approx(2e-3)  # the peak, after one epoch
+    assert loss.get_config()["label_smoothing"] == 0.0
+
+
+def test_the_recipe_augmentation_adds_colour_after_the_geometry():
+    recipe = Recipe("sgd", 0.01, contrast=0.3, brightness=0.1)
+    names = [layer.__class__.__name__ for layer in make_recipe_augmentation(recipe).layers]
+    assert names[-2:] == ["RandomContrast", "RandomBrightness"]
+    assert "RandomContrast" not in [
+        layer.__class__.__name__ for layer in make_recipe_augmentation("improved").layers
+    ]
+
+
+def test_the_same_seed_gives_the_same_augmented_batch():
+    recipe = Recipe("sgd", 0.01, contrast=0.3, brightness=0.1)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
+    first, second = (
+        np.asarray(make_recipe_augmentation(recipe, seed=5)(images, training=True))
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, images)
+
+
+def test_a_recipe_given_as_settings_is_recorded_and_a_different_one_refused(tiny_flowers, tmp_path):
+    recipe = Recipe("sgd", 0.01, contrast=0.2)
+    run = dict(epochs=1, batch_size=6, files=tiny_flowers, out=tmp_path / "run", verbose=0)
+    result = train_tutorial("loop", recipe=recipe, **run)
+    assert result["recipe"] == recipe.settings() and result["recipe"]["contrast"] == 0.2
+    again = train_tutorial("loop", recipe=Recipe("sgd", 0.01, contrast=0.2), **run)
+    assert again["finished_before"]
+    with pytest.raises(ValueError, match="other settings: .*recipe"):
+        train_tutorial("loop", recipe=Recipe("sgd", 0.01, contrast=0.3), **run)
+
+
+SEARCH_CHANGES = {
+    "tutorial": {"optimizer", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing"},
+    "improved": set(),
+    "crop": {"augmentation"},
+    "colour": {"contrast", "brightness"},
+    "crop+colour": {"augmentation", "contrast", "brightness"},
+    "adamw": {"optimizer", "learning_rate", "weight_decay"},
+    "ema": {"ema_momentum"},
+}
+
+
+def test_each_candidate_of_the_search_changes_what_its_name_says_and_builds():
+    """examples/recipe_search.py: an ablation by addition, so each candidate changes one thing."""
+    import dataclasses
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "recipe_search.py"
+    spec = importlib.util.spec_from_file_location("recipe_search", path)
+    search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(search)
+    improved = RECIPE_SETTINGS["improved"]
+    changed = {
+        name: {
+            f.name
+            for f in dataclasses.fields(Recipe)
+            if getattr(recipe, f.name) != getattr(improved, f.name)
+        }
+        for name, recipe in search.CANDIDATES.items()
+    }
+    assert changed == SEARCH_CHANGES
+    for recipe in search.CANDIDATES.values():
+        optimizer, _ = make_recipe(recipe, epochs=2, steps_per_epoch=3)
+        assert float(optimizer.learning_rate) > 0
+        make_recipe_augmentation(recipe, seed=0)

@@ -413,19 +413,6 @@ def test_checkpoint_refuses_to_mix_runs(data, tmp_path):
         resume_from(tmp_path)
 
 
-@pytest.fixture
-def tiny_flowers(tmp_path):
-    """Stand-in CSVs (16×16, 3 classes), given to train_tutorial as its files."""
-    from fitlab import Flowers17Files, make_synthetic_csv
-
-    classes = ("bluebell", "crocus", "tulip")
-    return Flowers17Files(
-        make_synthetic_csv(tmp_path / "train.csv", rows=24, size=16, classes=classes),
-        make_synthetic_csv(tmp_path / "test.csv", rows=8, size=16, classes=classes, seed=1),
-        classes,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "augment", "recipe"),

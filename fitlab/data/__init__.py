@@ -8,6 +8,8 @@
     into arrays (what ``fit`` trains on).
 ``rowindex``
     A byte-offset index of a CSV's rows, for random access.
+``holdout``
+    A stratified validation split carved from a training CSV (:func:`carve_validation`).
 ``labels``
     Class names → class indices, the one encoder every reader uses.
 
@@ -33,6 +35,7 @@ from fitlab.data.flowers17 import (
     make_synthetic_csv,
     prepare_flowers17,
 )
+from fitlab.data.holdout import carve_validation
 from fitlab.data.labels import classes_from_csv, encode_labels, label_codes
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "CSVFormatError",
     "DatasetError",
     "Flowers17Files",
+    "carve_validation",
     "class_of",
     "classes_from_csv",
     "count_rows",
