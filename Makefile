@@ -20,7 +20,7 @@ endif
 
 PYTEST_NOTEBOOKS := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout=600
 
-.PHONY: install data lab test train bench lint clean
+.PHONY: install data lab test train bench lint clean workbook
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,19 @@ data: install
 lab: data
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks $(LAB_FLAGS)
 
+# Every notebook run in the full profile on the real data, outputs and widget state
+# stored (hours; on a quiet machine). `make workbook WORKBOOK_ARGS="--only 02_fit"`
+# for some of them; --anyway on a busy machine (see tools/workbook.py).
+WORKBOOK_ARGS ?=
+workbook: data
+	$(BIN)/python tools/workbook.py $(WORKBOOK_ARGS)
+
 # The tests, the docstring examples of every module (--doctest-modules) and the notebooks;
 # then, in a process of its own (Keras picks its backend once), the JAX tests and the
-# loops' examples on JAX.
+# loops' examples on JAX. The slowest tests are listed at the end (--durations).
 test: install
 	FITLAB_PROFILE=smoke $(BIN)/python -m pytest tests fitlab notebooks --doctest-modules \
-		$(PYTEST_NOTEBOOKS)
+		$(PYTEST_NOTEBOOKS) --durations=25
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax fitlab/loops --doctest-modules
 
 # The tutorial's train.py; `make train METHOD=loop RECIPE=improved` for the others.
@@ -62,7 +69,7 @@ bench: data
 	$(BIN)/python -m fitlab bench distributed
 
 lint: install
-	$(BIN)/ruff check fitlab tests examples notebooks
+	$(BIN)/ruff check fitlab tests examples notebooks tools
 
 clean:
 	rm -rf $(VENV) runs artifacts .pytest_cache

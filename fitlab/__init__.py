@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import importlib
 
+from fitlab.quiet import silence_tensorflow_startup
+
 __version__ = "0.1.0"
+
+silence_tensorflow_startup()  # before anything imports TensorFlow: see fitlab/quiet.py
 
 # public name -> module that defines it, in the order data flows through them
 _PUBLIC = {
@@ -30,6 +34,7 @@ _PUBLIC = {
     "data_dir": "config",
     "METHODS": "config",
     "RECIPES": "config",
+    "show_versions": "machine",
     # data
     "CLASS_NAMES": "data.flowers17",
     "DatasetError": "data.flowers17",
@@ -53,6 +58,7 @@ _PUBLIC = {
     "make_augmentation": "augment",
     "preview_augmentation": "augment",
     "MiniVGGNet": "models",
+    "TinyNet": "models",
     "legacy_sgd": "optim",
     "make_recipe": "recipes",
     "Recipe": "recipes",
@@ -80,13 +86,16 @@ _PUBLIC = {
     "ImageDataGenerator": "compat",
     # the tutorial's train.py, and several processes training as one
     "train_tutorial": "tutorial",
+    "time_in_rounds": "bench.rounds",
+    "RoundTimes": "bench.rounds",
     "free_ports": "cluster",
     "tf_config": "cluster",
 }
 
 _SUBMODULES = (
     "augment", "bench", "callbacks", "cli", "compat", "config", "data", "engine", "evaluate",
-    "exercises", "files", "loops", "models", "optim", "pipelines", "plots", "recipes", "tutorial",
+    "exercises", "files", "loops", "machine", "models", "optim", "pipelines", "plots", "recipes",
+    "tutorial",
 )  # fmt: skip
 
 __all__ = sorted(_PUBLIC)

@@ -113,3 +113,32 @@ class MiniVGGNet:
         # float32 softmax keeps the loss stable under mixed precision.
         outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(x)
         return keras.Model(inputs, outputs, name="minivggnet")
+
+
+class TinyNet:
+    """A network whose training step costs almost nothing: a fast accelerator, seen from the input.
+
+    Scale to 0–1, average each colour over the image, one dense softmax layer.
+    With it, a CPU trains thousands of images a second, as MiniVGGNet does on a
+    GPU, so whatever keeps the step waiting is the input pipeline or the loop
+    around the step: what the workbook and ``bench loops`` measure with it.
+
+    Examples
+    --------
+    >>> model = TinyNet.build(64, 64, 3, classes=17)
+    >>> model.input_shape, model.output_shape, model.count_params()
+    ((None, 64, 64, 3), (None, 17), 68)
+    """
+
+    @staticmethod
+    def build(width: int, height: int, depth: int, classes: int) -> keras.Model:
+        """Return the uncompiled network for ``height``×``width``×``depth`` images."""
+        return keras.Sequential(
+            [
+                keras.Input((height, width, depth)),
+                layers.Rescaling(1 / 255),
+                layers.GlobalAveragePooling2D(),
+                layers.Dense(classes, activation="softmax"),
+            ],
+            name="tinynet",
+        )

@@ -1,4 +1,7 @@
-"""The loops benchmark runs every way and reports images/s and the loop's overhead."""
+"""The benchmarks run on small data and report what they measure.
+
+``bench loops`` times whole epochs in rounds after a warm-up (``fitlab.bench.rounds``).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +10,95 @@ import json
 import pytest
 
 from fitlab.bench import loops
+from fitlab.bench.rounds import time_in_rounds
+
+
+def test_time_in_rounds_rotates_the_ways_and_leaves_the_warm_up_out_of_the_median():
+    now = 0.0
+    calls: list[str] = []
+    # Seconds of each call of each way: the warm-up first, then one per round.
+    durations = {"a": [10.0, 1.0, 5.0, 2.0], "b": [20.0, 2.0, 2.0, 2.0], "c": [30.0, 3.0, 4.0, 9.0]}
+
+    def way(name):
+        def epoch():
+            nonlocal now
+            now += durations[name][calls.count(name)]
+            calls.append(name)
+
+        return epoch
+
+    times = time_in_rounds({name: way(name) for name in "abc"}, rounds=3, clock=lambda: now)
+
+    assert calls == list("abcabcbcacab")  # warm-up, then each round one way later
+    assert times.orders == [tuple("abc"), tuple("bca"), tuple("cab")]
+    assert {name: calls.count(name) for name in "abc"} == {"a": 4, "b": 4, "c": 4}
+    assert times.first_s == {"a": 10.0, "b": 20.0, "c": 30.0}
+    assert times.seconds["a"] == [1.0, 5.0, 2.0]  # in round order, the warm-up not among them
+    assert times.median_s("a") == 2.0 and times.startup_s("a") == 8.0
+    a = times.summary(images_per_epoch={"a": 64, "b": 64, "c": 80})["a"]
+    assert (a["images_per_second"], a["images_per_second_min"], a["images_per_second_max"]) == (
+        32.0,
+        12.8,
+        64.0,
+    )
+    assert times.ratios(64, reference="b") == {"a": 1.0, "b": 1.0, "c": 0.5}
+    table = times.table(64, reference="b", labels={"b": "fit (arrays)"})
+    assert "× fit (arrays)" in table and "start-up s" in table and "load average" in table
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        time_in_rounds({"a": way("a")}, rounds=0)
 
 
 @pytest.mark.slow
-def test_bench_loops_reports_every_way_and_its_overhead(capsys):
-    ways = ["fit", "train_on_batches", "CompiledLoop"]
-    argv = ["--steps", "1", "--overhead-steps", "2", "--batch-sizes", "4", "--ways", *ways]
-    assert loops.main([*argv, "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert list(report["images_per_second"]) == ways
-    for table in ("images_per_second", "overhead_ms_per_step"):
-        for way in ways:
-            assert report[table][way]["4"] > 0
-    assert set(report["ratios_at_32"]) == set()  # no batch 32 in this run, so no ratio
+def test_bench_loops_times_every_way_in_rounds_on_a_small_csv(tmp_path, capsys):
+    from fitlab import make_synthetic_csv
 
-    assert loops.main(argv) == 0
+    csv = make_synthetic_csv(tmp_path / "train.csv", rows=40, size=16)
+    out = tmp_path / "report" / "loops.json"
+    argv = ["--csv", str(csv), "--rows", "24", "--batch-size", "8", "--rounds", "1"]
+    assert loops.main([*argv, "--json", str(out)]) == 0
+
+    report = json.loads(out.read_text())
+    assert report["rows"] == 24 and report["batch_size"] == 8 and report["rounds"] == 1
+    assert list(report["ways"]) == list(loops.DEFAULT_WAYS)  # every way, on TensorFlow
+    for way, result in report["ways"].items():
+        assert result["images_per_epoch"] == 24, way
+        assert len(result["epoch_s"]) == 1 and result["median_s"] == result["epoch_s"][0]
+        assert result["images_per_second"] > 0 and result["spread"] == 0.0
+        assert result["first_epoch_s"] > 0
+        assert result["startup_s"] == result["first_epoch_s"] - result["median_s"]
+    assert report["ratios"]["fit_arrays"] == 1.0 and set(report["ratios"]) == set(report["ways"])
+    assert len(report["load_average_before"]) == 3 and report["machine"]["backend"]
+
     table = capsys.readouterr().out
-    assert "CompiledLoop (jit off)" in table and "Loop overhead" in table
-    assert "A MiniVGGNet step under fit takes" in table
+    for way in loops.DEFAULT_WAYS:
+        assert loops.LABELS[way] in table
+    assert "load average" in table and "start-up s" in table and "× fit (arrays)" in table
 
 
-def test_bench_loops_refuses_a_run_with_no_timed_steps(capsys):
-    with pytest.raises(SystemExit):
-        loops.main(["--steps", "0"])
-    assert "--steps must be at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rounds", "0"], "--rounds must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--rows", "-3"], "--rows must be at least 1"),
+        (["--ways", "fit_everything"], "invalid choice: 'fit_everything'"),
+    ],
+)
+def test_bench_loops_refuses_bad_options(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        loops.main(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_loops_refuses_more_rows_than_the_csv_has(tmp_path, capsys):
+    from fitlab import make_synthetic_csv
+
+    csv = make_synthetic_csv(tmp_path / "train.csv", rows=5, size=4)
+    with pytest.raises(SystemExit) as stop:
+        loops.main(["--csv", str(csv), "--rows", "6"])
+    assert stop.value.code == 2
+    assert f"--rows 6: {csv} has only 5 rows" in capsys.readouterr().err
 
 
 @pytest.mark.slow

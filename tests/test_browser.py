@@ -4,9 +4,10 @@ The test starts its own JupyterLab (a free port, a token it chose, a temp root
 holding a copy of ``tests/browser/live_three_epochs.ipynb``, news and update
 checks off so no popup covers the page), runs all cells from the command
 palette and watches the page: the live image must change after every epoch
-(at least four distinct images: the empty panels, then epochs 1, 2, 3) and the
-status line must end at "epoch 3 / 3". The screenshot goes to
-``$FITLAB_ARTIFACTS`` (default ``artifacts/``) and its path is printed.
+(at least four distinct images: the empty panels, then epochs 1, 2, 3), and
+when training ends the widgets must hide and leave the final figure and the
+final status line ("epoch 3 / 3 · … · done"), shown once. The screenshot goes
+to ``$FITLAB_ARTIFACTS`` (default ``artifacts/``) and its path is printed.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and Playwright's
 Python package; Playwright's own browser download is not used. Without them
@@ -33,6 +34,8 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 CHROMIUM = Path("/usr/bin/chromium")
+STATUS = "epoch 3 / 3 · "  # how the final status line starts
+STDOUT = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stdout"]'
 NOTEBOOK = Path(__file__).parent / "browser" / "live_three_epochs.ipynb"
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
@@ -174,19 +177,19 @@ def test_live_plot_updates_in_jupyterlab(tmp_path):
         proc = _start_lab(tmp_path, port, token, log)
         try:
             _wait_until_up(proc, base, token, log_path)
-            srcs, hashes, status, shot = _run_notebook_in_chromium(sync_playwright, base, token)
+            srcs, hashes, final, shot = _run_notebook_in_chromium(sync_playwright, base, token)
         finally:
             _stop_lab(proc, base, token)
     print(f"\nscreenshot: {shot}")
     empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # no bytes
     images = [h for h in hashes if not h.startswith("unreadable") and h != empty]
     print(f"live image: {len(srcs)} sources, {len(set(images))} distinct images")
-    print(f"final status: {status}")
+    print(f"at the end: {final}")
     assert not [h for h in hashes if h.startswith("unreadable")], hashes
     # the empty panels, then epochs 1, 2 and 3: three changes at least
     assert len(set(images)) >= 4, f"the live image changed {len(set(images)) - 1} times, not 3+"
-    assert "epoch 3 / 3" in status, status
-    assert "done" in status, status
+    assert final["status"].startswith(STATUS) and " · done · " in final["status"], final
+    assert final["times shown"] == 1 and final["figure above"], final
 
 
 def _run_notebook_in_chromium(sync_playwright, base: str, token: str):
@@ -204,17 +207,18 @@ def _run_notebook_in_chromium(sync_playwright, base: str, token: str):
             )
             page.evaluate(WATCH_IMAGE)
             _run_all_cells(page)
-            status_box = page.locator(".fitlab-live-status")
-            status_box.wait_for(timeout=240_000)
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('.fitlab-live-status')]"
-                ".some(e => e.textContent.includes('done'))",
-                timeout=240_000,
-            )
-            final_image = page.locator(".jp-OutputArea-output img").last
-            final_image.wait_for(timeout=60_000)
-            final_image.evaluate("e => e.scrollIntoView({block: 'end'})")
-            status = status_box.inner_text()
+            # the end: the widgets hide; the final figure and status line stay below them
+            printed = page.locator(STDOUT, has_text=STATUS)
+            printed.wait_for(timeout=240_000)
+            page.locator(".fitlab-live").wait_for(state="hidden", timeout=30_000)
+            outputs = page.locator(".jp-OutputArea", has=printed)  # the fit cell's
+            final_image = outputs.locator(".jp-RenderedImage img")
+            printed.evaluate("e => e.scrollIntoView({block: 'end'})")  # the figure above it too
+            final = {
+                "status": printed.inner_text().strip(),
+                "times shown": page.evaluate("() => document.body.innerText").count(STATUS),
+                "figure above": final_image.bounding_box()["y"] < printed.bounding_box()["y"],
+            }
             page.wait_for_function(
                 "() => window.__fitlabHashes.length === window.__fitlabSrcs.length",
                 timeout=30_000,
@@ -222,7 +226,7 @@ def _run_notebook_in_chromium(sync_playwright, base: str, token: str):
             srcs, hashes = page.evaluate("() => [window.__fitlabSrcs, window.__fitlabHashes]")
             shot = _artifact_dir() / "live_three_epochs.png"
             page.screenshot(path=str(shot))
-            return srcs, hashes, status, shot
+            return srcs, hashes, final, shot
         finally:
             browser.close()
 

@@ -1,16 +1,16 @@
 """The exercise checks: right answers pass, wrong ones fail with a hint, nothing escapes.
 
-Speed is deterministic here: the fast-parser check takes a ``timer`` (the
-seconds a parser takes over the rows), so its speed verdict is tested with
-scripted seconds, and its correctness verdicts with a timer that records
-that it was never called. One test keeps the real clock, with a parser
-thousands of times faster than the threshold needs.
+The pipeline check (exercise 3) times on the real clock, as a student's run
+does: its tests use pipelines whose verdict has a wide margin on a busy
+two-core machine, a right one waiting a fraction of what the goal allows and
+one with a slow spot left at least twice what it allows.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -19,11 +19,10 @@ import fitlab.exercises
 from fitlab.exercises import (
     CheckResult,
     check_csv_generator,
-    check_fast_parser,
+    check_input_pipeline,
     check_port,
     check_steps,
     check_train_loop,
-    tutorial_parse,
 )
 
 # ---------------------------------------------------------------- answers
@@ -102,17 +101,64 @@ def good_last(rows, bs):
     return rows - (good_steps(rows, bs) - 1) * bs
 
 
-def fast_parse(line):
-    label, _, rest = line.rstrip("\r\n").partition(",")
-    return label, np.fromstring(rest, dtype=np.uint8, sep=",").reshape((64, 64, 3))
+# The stages of exercise 3's pipeline: one slow and one fast version of each slow spot.
+
+
+def read_every_batch(path, bs):
+    """The slow spot of reading: the whole file again for every batch."""
+    rows = sum(1 for _ in open(path))
+    for start in range(0, rows, bs):
+        with open(path) as f:
+            lines = f.read().splitlines()
+        yield lines[start : start + bs]
+
+
+def read_once(path, bs):
+    with open(path) as f:
+        while lines := list(itertools.islice(f, bs)):
+            yield lines
+
+
+def parse_per_value(line_batches):
+    """The slow spot of parsing: a Python int() for each of the 12,288 values of a row."""
+    for lines in line_batches:
+        rows = [line.strip().split(",") for line in lines]
+        images = [np.array([int(v) for v in row[1:]], dtype="float32") for row in rows]
+        yield np.stack(images).reshape((-1, 64, 64, 3)), [row[0] for row in rows]
+
+
+def parse_in_numpy(line_batches):
+    for lines in line_batches:
+        rows = [line.rstrip("\r\n").partition(",") for line in lines]
+        images = [np.fromstring(values, dtype=np.uint8, sep=",") for _, _, values in rows]
+        yield np.stack(images).reshape((-1, 64, 64, 3)), [label for label, _, _ in rows]
+
+
+def one_hot(batches, classes):
+    for images, labels in batches:
+        yield images, np.eye(len(classes))[[classes.index(label) for label in labels]]
+
+
+def pipeline_of(read, parse):
+    return lambda path, bs, classes: one_hot(parse(read(path, bs)), classes)
+
+
+def loaded_up_front(path, bs, classes):
+    """Another fix altogether: the package's reader, the whole file at once."""
+    images, labels = fitlab.load_csv(path)
+    targets = np.eye(len(classes))[[classes.index(label) for label in labels]]
+    for start in range(0, len(images), bs):
+        yield images[start : start + bs], targets[start : start + bs]
 
 
 def good_loop(model, train_batches, val_batches, epochs, patience):
     history = {"loss": [], "val_loss": []}
     best, waited = math.inf, 0
     for _ in range(epochs):
-        history["loss"].append(np.mean([model.train_on_batch(x, y) for x, y in train_batches]))
-        val = float(np.mean([model.test_on_batch(x, y) for x, y in val_batches]))
+        losses = [model.train_on_batch(x, y) for x, y in train_batches]
+        history["loss"].append(np.average(losses, weights=[len(x) for x, _ in train_batches]))
+        val_losses = [model.test_on_batch(x, y) for x, y in val_batches]
+        val = float(np.average(val_losses, weights=[len(x) for x, _ in val_batches]))
         history["val_loss"].append(val)
         if val < best:
             best, waited = val, 0
@@ -120,6 +166,15 @@ def good_loop(model, train_batches, val_batches, epochs, patience):
             waited += 1
             if waited >= patience:
                 break
+    return history
+
+
+def unweighted_means(model, train_batches, val_batches, epochs, patience):
+    """Each epoch's batch losses averaged as if every batch had as many rows."""
+    history = {"loss": [], "val_loss": []}
+    for _ in range(epochs):
+        history["loss"].append(np.mean([model.train_on_batch(x, y) for x, y in train_batches]))
+        history["val_loss"].append(np.mean([model.test_on_batch(x, y) for x, y in val_batches]))
     return history
 
 
@@ -144,8 +199,12 @@ def uses_fit(model, train_batches, val_batches, epochs, patience):
     return model.fit(train_batches, epochs=epochs)
 
 
-def port(metrics=("accuracy",), decay=True, **fit_kwargs):
-    """A ``train_modern``: the right one by default, each argument one way to get it wrong."""
+def port(validation="drawn once", metrics=("accuracy",), decay=True, **fit_kwargs):
+    """A ``train_modern``: the right one by default, each argument one way to get it wrong.
+
+    ``validation``: "drawn once" (right), "generator" (Keras 3's trap), "no steps", or
+    "steps - 1" (a generator with one validation step too few).
+    """
 
     def train_modern(model, train_gen, val_gen, steps_per_epoch, validation_steps, epochs,
                      init_lr=1e-2):  # fmt: skip
@@ -159,12 +218,31 @@ def port(metrics=("accuracy",), decay=True, **fit_kwargs):
             else keras.optimizers.SGD(init_lr, momentum=0.9, decay=init_lr / epochs)
         )
         model.compile(optimizer, loss="categorical_crossentropy", metrics=list(metrics))
-        kwargs = {"steps_per_epoch": steps_per_epoch, "validation_data": val_gen,
-                  "validation_steps": validation_steps, "epochs": epochs, "shuffle": False,
-                  "verbose": 0} | fit_kwargs  # fmt: skip
-        return model.fit(train_gen, **kwargs)
+        if validation == "drawn once":
+            images, targets = zip(*itertools.islice(val_gen, validation_steps), strict=True)
+            val = {"validation_data": (np.concatenate(images), np.concatenate(targets))}
+        else:
+            steps = {"generator": validation_steps, "steps - 1": validation_steps - 1}
+            val = {"validation_data": val_gen}
+            if validation in steps:
+                val["validation_steps"] = steps[validation]
+        kwargs = {"steps_per_epoch": steps_per_epoch, "epochs": epochs, "shuffle": False,
+                  "verbose": 0} | val | fit_kwargs  # fmt: skip
+        return model.fit(train_gen, **{k: v for k, v in kwargs.items() if v is not None})
 
     return train_modern
+
+
+def compat_port(model, train_gen, val_gen, steps_per_epoch, validation_steps, epochs,
+                init_lr=1e-2):  # fmt: skip
+    """The shortcut: Keras 2's fit_generator, brought back by fitlab.compat."""
+    from fitlab import compat
+
+    model.compile(compat.SGD(lr=init_lr, momentum=0.9, decay=init_lr / epochs),
+                  loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+    return compat.fit_generator(model, train_gen, steps_per_epoch=steps_per_epoch,
+                                validation_data=val_gen, validation_steps=validation_steps,
+                                epochs=epochs, verbose=0)  # fmt: skip
 
 
 # ---------------------------------------------------------------- helpers
@@ -192,10 +270,10 @@ def passed(result: CheckResult, message: str) -> None:
 # ---------------------------------------------------------------- the package
 
 
-def test_public_names_are_the_checks_the_result_and_the_baseline():
+def test_public_names_are_the_checks_the_result_and_the_goals():
     assert sorted(fitlab.exercises.__all__) == [
-        "CheckResult", "check_csv_generator", "check_fast_parser", "check_port", "check_steps",
-        "check_train_loop", "tutorial_parse",
+        "CheckResult", "MAX_WAIT_SHARE", "SECONDS_PER_IMAGE", "check_csv_generator",
+        "check_input_pipeline", "check_port", "check_steps", "check_train_loop",
     ]  # fmt: skip
 
 
@@ -212,9 +290,9 @@ def test_check_result_shows_pass_fail_and_hint():
     [
         (check_csv_generator, (), "calling csv_generator on a 10-row file, bs=4, mode='eval'"),
         (check_steps, (good_last,), "batches_needed(1020, 32)"),
-        (check_fast_parser, (), "parsing row 1"),
+        (check_input_pipeline, (), "calling pipeline on a 10-row file (bs=4)"),
         (check_train_loop, (), "always improving: epochs=5, patience=2"),
-        (check_port, (), "steps_per_epoch=3, validation_steps=2, epochs=3"),
+        (check_port, (), "steps_per_epoch=3, validation_steps=3, epochs=3"),
     ],
 )
 def test_a_students_exception_is_a_failed_check_naming_the_input(check, args, during):
@@ -228,7 +306,7 @@ def test_a_students_exception_is_a_failed_check_naming_the_input(check, args, du
     [
         (check_csv_generator, ()),
         (check_steps, (good_last,)),
-        (check_fast_parser, ()),
+        (check_input_pipeline, ()),
         (check_train_loop, ()),
         (check_port, ()),
     ],
@@ -335,118 +413,168 @@ def test_steps_accepts_numpy_integers():
     )
 
 
-# ---------------------------------------------------------------- parser
+# ---------------------------------------------------------------- pipeline
 
-PARSER_PASS = (
-    "parse_line is exact on 40 rows of {} (a CRLF line end included) "
-    "and at least 4× as fast as the tutorial's parser."
+PIPELINE_PASS = (
+    "the batches are exact on a 10-row file, and over {} the stand-in model waited at most 50% "
+    "of the time."
 )
-
-
-def scripted_timer(seconds: dict):
-    """A timer that answers ``seconds[parser]`` and records what it was asked to time."""
-    calls = []
-
-    def timer(parse, lines):
-        calls.append((parse, list(lines)))
-        return seconds[parse]
-
-    timer.calls = calls
-    return timer
 
 
 @pytest.mark.parametrize(
-    ("ours", "speedup"),
-    [(0.25, None), (0.1, None), (0.0, None), (0.26, "3.8"), (0.5, "2.0"), (2.0, "0.5")],
+    "answer",
+    [pipeline_of(read_once, parse_in_numpy), loaded_up_front],
+    ids=["each slow stage fixed", "the whole file loaded by fitlab.load_csv"],
 )
-def test_parser_speed_verdict_is_the_timed_ratio_against_4x(ours, speedup):
-    timer = scripted_timer({fast_parse: ours, tutorial_parse: 1.0})
-    result = check_fast_parser(fast_parse, timer=timer)
-    if speedup is None:  # at least 4× (exactly 4× included) passes
-        passed(result, PARSER_PASS.format("a synthetic file"))
-    else:
-        failed(result, "np.fromstring(values, dtype=np.uint8, sep=',')")
-        assert result.message == (
-            f"parse_line is exact but only {speedup}× as fast as the tutorial's parser; "
-            "the goal is 4×"
-        )
-    # Both parsers are timed on the same 40 rows, the last one with a Windows line end.
-    assert [parse for parse, _ in timer.calls] == [fast_parse, tutorial_parse]
-    assert timer.calls[0][1] == timer.calls[1][1]
-    rows = timer.calls[0][1]
-    assert len(rows) == 40 and rows[-1].endswith("\r\n")
-    assert all(row.endswith("\n") and not row.endswith("\r\n") for row in rows[:-1])
+def test_pipeline_any_fix_that_reaches_the_goal_passes(answer):
+    passed(check_input_pipeline(answer), PIPELINE_PASS.format("a synthetic file"))
 
 
-def test_parser_on_real_rows(flowers17_csvs):
-    timer = scripted_timer({fast_parse: 0.1, tutorial_parse: 1.0})
-    result = check_fast_parser(fast_parse, real_csv=flowers17_csvs.train, timer=timer)
-    passed(result, PARSER_PASS.format("flowers17_training.csv"))
-    with open(flowers17_csvs.train) as f:
-        assert timer.calls[0][1][0] == f.readline()
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pipeline_of(read_every_batch, parse_per_value),
+        pipeline_of(read_once, parse_per_value),
+        pipeline_of(read_every_batch, parse_in_numpy),
+    ],
+    ids=["nothing fixed", "only the reading fixed", "only the parsing fixed"],
+)
+def test_pipeline_with_a_slow_spot_left_fails_with_the_measured_wait(answer):
+    result = check_input_pipeline(answer)
+    failed(result, "time each stage with a fitlab.InputMeter")
+    assert result.message.startswith(
+        "the batches are exact, but over a synthetic file the stand-in model waited "
+    )
+    assert result.message.endswith("of the time for them (best of the passes); the goal is at "
+                                   "most 50%")  # fmt: skip
+    waited = float(result.message.split("waited ")[1].split("%")[0])
+    assert waited > 55  # a slow spot costs at least twice what the goal allows: a wide margin
 
 
-def test_parser_speed_on_the_real_clock():
-    # A parser that only looks its rows up, once the check has verified them: its
-    # timed passes take microseconds against the tutorial's tenths of a second,
-    # a ratio thousands of times above 4 that no load on the machine can invert.
-    cached = functools.lru_cache(maxsize=None)(fast_parse)
-    passed(check_fast_parser(cached), PARSER_PASS.format("a synthetic file"))
+def test_pipeline_on_the_real_csv(flowers17_csvs):
+    result = check_input_pipeline(pipeline_of(read_once, parse_in_numpy), flowers17_csvs.train)
+    passed(result, PIPELINE_PASS.format("flowers17_training.csv"))
+
+
+def scaled(path, bs, classes):
+    for images, targets in loaded_up_front(path, bs, classes):
+        yield images / 255.0, targets
+
+
+def classes_in_file_order(path, bs, classes):
+    return loaded_up_front(path, bs, ["daffodil", "snowdrop", "lilyvalley"])
+
+
+def endless(path, bs, classes):
+    return fitlab.csv_image_generator(path, bs, classes, mode="train")
+
+
+def full_batches_only(path, bs, classes):
+    return (batch for batch in loaded_up_front(path, bs, classes) if len(batch[0]) == bs)
+
+
+def flat_images(path, bs, classes):
+    for images, targets in loaded_up_front(path, bs, classes):
+        yield images.reshape(len(images), -1), targets
 
 
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (tutorial_parse, "row 1: image is float32 (64, 64, 3), expected uint8 (64, 64, 3)"),
-        (lambda line: fast_parse(line)[1], "row 1: parse_line returned ndarray, not a pair "
-                                           "(label, image)"),
-        (lambda line: ("tulip", fast_parse(line)[1]), "row 1: label 'tulip', expected 'daffodil'"),
-        (lambda line: (fast_parse(line)[0], 255 - fast_parse(line)[1]),
-         "row 1: the pixel values differ from the file's"),
-        (lambda line: fast_parse(line.rstrip("\r\n") + ",0"),
-         "your code raised ValueError: cannot reshape array of size 12289 into shape (64,64,3) "
-         "(parsing row 1)"),
+        (scaled, "batch 1 of a 10-row file (bs=4): the pixel values of row 1 differ from the "
+                 "file's"),
+        (classes_in_file_order, "batch 1 of a 10-row file (bs=4): the one-hot label of row 2 is "
+                                "[0, 1, 0], expected [0, 0, 1]"),
+        (endless, "a 10-row file (bs=4): pipeline yielded more than 3 batches; one pass is 3 "
+                  "batches, then it stops"),
+        (full_batches_only, "a 10-row file (bs=4): pipeline stopped after 8 of the 10 rows"),
+        (flat_images, "batch 1 of a 10-row file (bs=4): images have shape (4, 12288), expected "
+                      "(rows, 64, 64, 3)"),
+        (lambda path, bs, classes: None, "pipeline returned NoneType, not an iterable of batches"),
     ],
 )  # fmt: skip
-def test_parser_wrong_answers_fail_before_any_timing(answer, message):
-    timer = scripted_timer({})
-    result = check_fast_parser(answer, timer=timer)
+def test_pipeline_wrong_answers_fail_with_hint_before_any_timing(answer, message):
+    start = time.perf_counter()
+    result = check_input_pipeline(answer)
     failed(result)
     assert result.message == message
-    assert timer.calls == []
+    assert time.perf_counter() - start < 5  # a timed pass takes longer: none was run
 
 
-def test_parser_failing_only_while_timed_is_a_failed_check():
-    calls = []
-
-    def breaks_when_timed(line):
-        calls.append(line)
-        if len(calls) > 40:  # the 40 rows checked for exactness passed
+def test_pipeline_failing_only_while_timed_is_a_failed_check():
+    def breaks_on_big_files(path, bs, classes):
+        if sum(1 for _ in open(path)) > 100:
             raise MemoryError("out of memory")
-        return fast_parse(line)
+        return loaded_up_front(path, bs, classes)
 
-    result = check_fast_parser(breaks_when_timed)
+    result = check_input_pipeline(breaks_on_big_files)
     failed(result)
-    assert result.message == "your code raised MemoryError: out of memory (timing parse_line)"
+    assert result.message == (
+        "your code raised MemoryError: out of memory (timing pipeline on synthetic.csv)"
+    )
+
+
+def test_pipeline_that_gives_part_of_the_rows_when_timed_fails():
+    def first_64_rows_of_big_files(path, bs, classes):
+        batches = loaded_up_front(path, bs, classes)
+        return itertools.islice(batches, 2) if sum(1 for _ in open(path)) > 100 else batches
+
+    result = check_input_pipeline(first_64_rows_of_big_files)
+    failed(result, "every row of the file once")
+    assert result.message == "one pass over synthetic.csv gave 64 rows of its 1020"
 
 
 # ---------------------------------------------------------------- training loop
 
-LOOP_PASS = "epochs, batch calls, mean losses and early stopping are right in 3 scripted runs"
+LOOP_PASS = "epochs, batch calls, means over rows and early stopping are right in 3 scripted runs"
 
 
 def test_loop_right_answer_passes():
     passed(check_train_loop(good_loop), LOOP_PASS + ".")
 
 
-def test_loop_learns_on_real_images(flowers17_csvs):
-    from fitlab import load_csv
+def test_loop_with_return_dict_passes():
+    def dict_loop(model, train_batches, val_batches, epochs, patience):
+        class Losses:  # what train_on_batch(..., return_dict=True) gives, read as the loss
+            def train_on_batch(self, x, y):
+                return model.train_on_batch(x, y, return_dict=True)["loss"]
 
-    images, labels = load_csv(flowers17_csvs.test)
-    classes = sorted(set(labels))
-    one_hot = np.eye(len(classes), dtype="float32")[[classes.index(c) for c in labels]]
-    result = check_train_loop(good_loop, data=(images[:192], one_hot[:192]))
-    passed(result, LOOP_PASS + " and a real Keras model learns with it.")
+            def test_on_batch(self, x, y):
+                return model.test_on_batch(x, y, return_dict=True)["loss"]
+
+        return good_loop(Losses(), train_batches, val_batches, epochs, patience)
+
+    passed(check_train_loop(dict_loop), LOOP_PASS + ".")
+
+
+def test_loop_rejects_unweighted_means():
+    result = check_train_loop(unweighted_means)
+    failed(result, "weight each batch's loss by len(x)")
+    assert result.message == (
+        "always improving: history loss [10.1, 9.1, 8.1, 7.1, 6.1] are the plain means of each "
+        "epoch's batch losses; with batches of [4, 4, 2] rows the means over rows are "
+        "[10.08, 9.08, 8.08, 7.08, 6.08]"
+    )
+
+
+def test_loop_learns_on_a_split_of_the_training_csv_and_never_sees_test_rows(flowers17_csvs):
+    seen = {}
+
+    def recording_loop(model, train_batches, val_batches, epochs, patience):
+        if train_batches[0][0].ndim == 4:  # the real run: the scripted runs' x is one column
+            seen["train"], seen["val"] = train_batches, val_batches
+        return good_loop(model, train_batches, val_batches, epochs, patience)
+
+    result = check_train_loop(recording_loop, train_csv=flowers17_csvs.train)
+    passed(result, LOOP_PASS + "; a real Keras model learns with it on 816 rows of "
+                               "flowers17_training.csv, validated on the other 204.")  # fmt: skip
+    train_rows = {row.tobytes() for x, _ in seen["train"] for row in x}
+    val_rows = [row.tobytes() for x, _ in seen["val"] for row in x]
+    training_csv = {row.tobytes() for row in fitlab.load_csv(flowers17_csvs.train)[0]}
+    assert len(val_rows) == 204 and set(val_rows) <= training_csv  # validation: training rows,
+    assert not train_rows & set(val_rows)  # none of them trained on
+    assert train_rows | set(val_rows) == training_csv
+    assert [len(x) for x, _ in seen["train"]][-2:] == [32, 16]  # 816 rows: the last batch short
 
 
 @pytest.mark.parametrize(
@@ -459,9 +587,9 @@ def test_loop_learns_on_real_images(flowers17_csvs):
         (skips_first_batch, ["always improving: train_on_batch was called 2 times per epoch "
                              "(first batches [1, 2, 1]); expected each of the 3 training batches "
                              "once per epoch"]),
-        (summed_losses, ["always improving: history loss [30.3, 27.3, 24.3, 21.3, 18.3]",
-                         "expected [10.1, 9.1, 8.1, 7.1, 6.1]",
-                         "the means over each epoch's batches"]),
+        (summed_losses, ["always improving: history loss [30.24, 27.24, 24.24, 21.24, 18.24]",
+                         "expected [10.08, 9.08, 8.08, 7.08, 6.08]",
+                         "each epoch's batch losses, averaged over rows"]),
         (lambda m, t, v, e, p: [], ["always improving: train_loop returned list, expected a "
                                     "dict with 'loss' and 'val_loss' lists"]),
         (uses_fit, ["RuntimeError: this exercise is about writing the loop: "
@@ -486,12 +614,118 @@ def test_loop_without_validation_fails():
 
 # ---------------------------------------------------------------- port
 
+PORT_PASS = (
+    "fit trained 3 epochs of 3 batches, each validated on the same 3 batches, and the learning "
+    "rate decays per batch as Keras 2's SGD(decay=...) did."
+)
+
 
 def test_port_right_answer_passes():
-    passed(
-        check_port(port()),
-        "fit trained 3 epochs of 3 batches with validation, and the learning rate decays per "
-        "batch as Keras 2's SGD(decay=...) did.",
+    passed(check_port(port()), PORT_PASS)
+
+
+def test_port_that_validates_on_the_generator_falls_into_the_trap():
+    # Keras 3 wraps the validation generator again every epoch: epoch 2 replays the two
+    # batches it peeked at, then draws a new one.
+    result = check_port(port(validation="generator"))
+    failed(result, "itertools.islice(val_gen, validation_steps)")
+    assert result.message.startswith(
+        "epoch 2 validated on 3 batches, but not on the first 3 that val_gen yields (val_loss "
+    )
+    assert result.message.endswith(
+        "): Keras 3 replayed the two batches it peeked at, then drew new ones"
+    )
+
+
+@pytest.mark.timeout(120)  # the check from before the cut-off hangs here: fail, do not hang
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (port(validation="no steps"),
+         "validation_steps missing: validation drew 30 batches from the endless validation "
+         "generator, where 3 per epoch are right; the check cut it off (without the cut-off, "
+         "Keras 3's evaluate draws from it forever)"),
+        (port(steps_per_epoch=None),
+         "steps_per_epoch missing: fit drew 30 batches from the endless training generator, "
+         "where 3 epochs of 3 need 9; the check cut it off (without the cut-off, epoch 1 never "
+         "ends)"),
+    ],
+    ids=["validation_steps", "steps_per_epoch"],
+)  # fmt: skip
+def test_port_without_steps_fails_within_seconds(answer, message):
+    import keras  # noqa: F401  (loaded before the clock starts)
+
+    start = time.perf_counter()
+    result = check_port(answer)
+    assert time.perf_counter() - start < 20
+    failed(result)
+    assert result.message == message
+
+
+def test_port_with_the_wrong_number_of_validation_batches_fails():
+    result = check_port(port(validation="steps - 1"))
+    failed(result, "itertools.islice(val_gen, validation_steps)")
+    assert result.message == (
+        "epoch 1 validated on 2 batches; expected validation_steps=3, the same batches every epoch"
+    )
+
+
+@pytest.mark.filterwarnings("ignore:fit_generator was deprecated:DeprecationWarning")
+def test_port_refuses_the_compat_shortcut():
+    import fitlab.compat
+
+    original = fitlab.compat.fit_generator
+    result = check_port(compat_port)
+    failed(result, "call model.fit(train_gen, steps_per_epoch=..., validation_data=..., ...)")
+    assert result.message == (
+        "train_modern called fitlab.compat.fit_generator, Keras 2's meaning on Keras 3: this "
+        "exercise is the port itself"
+    )
+    assert fitlab.compat.fit_generator is original  # put back after the check
+
+
+@pytest.mark.filterwarnings("ignore:fit_generator was deprecated:DeprecationWarning")
+def test_port_refuses_the_legacy_method_and_puts_it_back(monkeypatch):
+    import keras
+
+    from fitlab import compat
+
+    for name in ("fit_generator", "evaluate_generator", "predict_generator"):
+        monkeypatch.setattr(keras.Model, name, None, raising=False)  # removed again after the test
+    compat.enable_legacy_methods()
+    method = keras.Model.fit_generator
+
+    def legacy_method(model, train_gen, val_gen, steps_per_epoch, validation_steps, epochs,
+                      init_lr=1e-2):  # fmt: skip
+        model.compile(compat.SGD(lr=init_lr, momentum=0.9, decay=init_lr / epochs),
+                      loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        return model.fit_generator(train_gen, steps_per_epoch=steps_per_epoch, epochs=epochs)
+
+    result = check_port(legacy_method)
+    failed(result)
+    assert result.message.startswith("train_modern called model.fit_generator")
+    assert keras.Model.fit_generator is method
+
+
+@pytest.mark.filterwarnings("ignore:fit_generator was deprecated:DeprecationWarning")
+def test_port_refuses_the_shortcut_under_any_name():
+    from fitlab.compat import fit_generator as imported_before_the_check
+
+    def renamed(model, train_gen, val_gen, steps_per_epoch, validation_steps, epochs,
+                init_lr=1e-2):  # fmt: skip
+        from fitlab import compat
+
+        model.compile(compat.SGD(lr=init_lr, momentum=0.9, decay=init_lr / epochs),
+                      loss="categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
+        return imported_before_the_check(model, train_gen, steps_per_epoch=steps_per_epoch,
+                                         validation_data=val_gen,
+                                         validation_steps=validation_steps, epochs=epochs,
+                                         verbose=0)  # fmt: skip
+
+    result = check_port(renamed)
+    failed(result, "fitlab.compat.fit_generator is for code you cannot edit")
+    assert result.message == (
+        "train_modern trained without model.fit: this exercise is the port to Keras 3's fit"
     )
 
 
@@ -511,8 +745,8 @@ def test_port_wrong_answers_fail_with_hint(answer, fragments):
 
 
 def test_port_must_return_the_history():
-    def returns_nothing(model, train_gen, val_gen, *args, **kwargs):
-        return None
+    def returns_nothing(*args, **kwargs):
+        port()(*args, **kwargs)
 
     result = check_port(returns_nothing)
     failed(result, "return model.fit(...)")

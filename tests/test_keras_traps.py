@@ -133,3 +133,77 @@ def test_fit_shuffle_on_arrays_repeats_one_order_every_epoch_once_a_seed_is_set(
     first, *later = model.orders
     assert first != sorted(first)  # shuffled …
     assert later == [first, first]  # … but in the same order every epoch
+
+
+class BatchesEvaluated(keras.Model):
+    """Records the number of every batch it evaluates (the first value of ``x``)."""
+
+    evaluated: list
+
+    def test_step(self, data):
+        import tensorflow as tf
+
+        x, _ = data
+        tf.py_function(lambda x: self.evaluated[-1].append(int(x.numpy()[0, 0])), [x], [])
+        return super().test_step(data)
+
+
+def _evaluating_model():
+    inputs = keras.Input((2,))
+    model = BatchesEvaluated(inputs, keras.layers.Dense(1)(inputs))
+    model.evaluated = []
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def numbered_batches(count=None):
+    """Batch 0, 1, 2, … (every value of batch ``i`` is ``i``); endless unless ``count`` is given."""
+    i = 0
+    while count is None or i < count:
+        yield np.full((2, 2), i, dtype="float32"), np.zeros((2, 1), dtype="float32")
+        i += 1
+
+
+class NewListPerValidation(keras.callbacks.Callback):
+    def on_test_begin(self, logs=None):
+        self.model.evaluated.append([])
+
+
+def test_fit_restarts_a_validation_generator_at_the_two_peeked_batches_every_epoch():
+    model = _evaluating_model()
+    model.fit(
+        X[:4], Y[:4], batch_size=2, epochs=3, verbose=0, callbacks=[NewListPerValidation()],
+        validation_data=numbered_batches(), validation_steps=3,
+    )  # fmt: skip
+    epochs = model.evaluated
+    # Keras 3.15 on TensorFlow validated on [0, 1, 2], [0, 1, 4], [0, 1, 6]: every
+    # evaluation re-chains the two batches the adapter peeked at for the shapes, then
+    # reads on in the generator, past the batch tf.data prefetched and dropped last
+    # time. How many it drops depends on the prefetch buffer, so that is not pinned.
+    assert epochs[0] == [0, 1, 2]
+    assert [e[:2] for e in epochs] == [[0, 1]] * 3  # the same two batches every epoch
+    fresh = [e[2] for e in epochs]
+    assert fresh == sorted(set(fresh))  # only the third batch is new each epoch
+
+
+def test_fit_validates_on_a_finite_generator_once_then_on_the_two_peeked_batches():
+    model = _evaluating_model()
+    with pytest.warns(UserWarning, match="ran out of data"):
+        model.fit(
+            X[:4], Y[:4], batch_size=2, epochs=3, verbose=0, callbacks=[NewListPerValidation()],
+            validation_data=numbered_batches(5),
+        )  # fmt: skip
+    assert model.evaluated == [[0, 1, 2, 3, 4], [0, 1], [0, 1]]
+
+
+def test_evaluate_twice_on_one_generator_reads_on_but_drops_what_tf_data_prefetched():
+    model = _evaluating_model()
+    batches = numbered_batches()
+    for _ in range(2):
+        model.evaluated.append([])
+        model.evaluate(batches, steps=3, verbose=0)
+    first, second = model.evaluated
+    # Each call builds a new adapter, which peeks two fresh batches: no restart, but
+    # the batch(es) the first call's tf.data prefetched (Keras 3.15: batch 3) are lost.
+    assert first == [0, 1, 2]
+    assert second[0] > 3 and second == list(range(second[0], second[0] + 3))

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fitlab"
 
 # Lowest first. A name is a module (fitlab.files) or a subpackage (fitlab.data).
 LAYERS: list[tuple[str, ...]] = [
-    ("fitlab.config", "fitlab.files", "fitlab._private"),
+    ("fitlab.config", "fitlab.files", "fitlab._private", "fitlab.machine", "fitlab.quiet"),
     ("fitlab.data",),
     ("fitlab.pipelines",),
     ("fitlab.augment", "fitlab.models", "fitlab.optim", "fitlab.recipes"),

@@ -253,11 +253,11 @@ def test_widgets_mode_updates_one_image_in_place(data, widgets_mode):
     class Spy(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             image = live.view.image
-            seen.append((live.figure, image, bytes(image.value), live.redraws))
+            seen.append((live.figure, image, bytes(image.value), live.redraws, live.view.box))
 
     live = LivePlot()
     tiny_model().fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[live, Spy()])
-    figures, images, pngs, redraws = zip(*seen, strict=True)
+    figures, images, pngs, redraws, boxes = zip(*seen, strict=True)
     assert live.mode == "widgets"
     assert all(f is figures[0] for f in figures)  # one Figure, reused
     assert all(i is images[0] for i in images)  # one Image widget, updated in place
@@ -266,7 +266,8 @@ def test_widgets_mode_updates_one_image_in_place(data, widgets_mode):
     assert redraws == (2, 3, 4)  # the empty panels first, then one per epoch
     assert live.redraws == 4  # the end shows the last epoch's image again, not a new one
     assert images[0].layout.width == "792px" and images[0].layout.height == "297px"
-    assert images[0].comm is None  # closed at the end, as is the figure
+    assert images[0].comm is None and images[0].value == b""  # emptied and closed at the end
+    assert boxes[0].layout.display == "none"  # hidden: plain outputs keep the figure and status
     assert live.figure is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -26,6 +27,34 @@ def test_importing_fitlab_does_not_import_tensorflow():
     code = "import sys, fitlab; fitlab.CLASS_NAMES; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _stderr_of(code: str, **env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env={**environ, **env},
+    )  # fmt: skip
+    return out.stderr
+
+
+def test_tensorflow_starts_silently_after_import_fitlab():
+    # What a notebook's first cells do: fitlab, then Keras, then a first operation.
+    code = "import fitlab, keras, tensorflow as tf; tf.constant(1.0) + 1; print('ok')"
+    assert _stderr_of(code) == ""
+    # A user who imports Keras first, or asks for every line, gets TensorFlow's own start-up.
+    if _stderr_of("import keras, tensorflow as tf; tf.constant(1.0) + 1"):
+        assert _stderr_of(code, TF_CPP_MIN_LOG_LEVEL="0") != ""
+
+
+def test_show_versions_says_what_and_where(capsys):
+    import keras
+
+    fitlab.show_versions()
+    software, machine = capsys.readouterr().out.splitlines()
+    assert f"fitlab {fitlab.__version__}" in software
+    assert f"Keras {keras.__version__} on {keras.config.backend()}" in software
+    assert f"{os.cpu_count()} cores" in machine and "load average" in machine
 
 
 def test_cli_help_lists_the_commands():

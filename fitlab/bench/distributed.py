@@ -83,7 +83,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fitlab.bench.machine import cpu_name, load_text
+from fitlab.machine import cpu_name, load_text
 
 SIZE, DEPTH, CLASSES = 64, 3, 17
 LOSS = "categorical_crossentropy"

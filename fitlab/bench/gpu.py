@@ -113,7 +113,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from fitlab.bench.machine import cpu_name, load_text
+from fitlab.machine import cpu_name, load_text
 
 SIZE, DEPTH = 64, 3
 LOSS = "categorical_crossentropy"

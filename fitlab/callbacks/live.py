@@ -5,8 +5,9 @@ run it watches: ``model.fit`` returns it, so the run's per-epoch logs are kept
 once. In a Jupyter kernel it shows one output that is updated in place — a
 status line, a progress bar and a PNG of one reused matplotlib figure inside
 ``ipywidgets`` (:mod:`fitlab.callbacks.live_view`) — and, when training ends,
-leaves the final figure as a plain image, so a notebook exported to HTML still
-shows it. Anywhere else (a script, ``python -m fitlab``, CI) it prints one
+hides it and leaves the final figure as a plain image and the final status
+line as a printed line, so a notebook exported to HTML still shows both.
+Anywhere else (a script, ``python -m fitlab``, CI) it prints one
 compact text line per epoch. Either way it can save the final figure
 (``save_to=``). The figure itself is :mod:`fitlab.callbacks.live_figure`'s;
 the figures of a finished run are :mod:`fitlab.plots`'.
@@ -102,6 +103,8 @@ class LivePlot(keras.callbacks.History):
     view : fitlab.callbacks.live_view.WidgetView or None
         In widgets mode, while training runs: the status line, progress bar
         and image widgets (``view.status``, ``view.progress``, ``view.image``).
+        When training ends they hide, and the final figure and status line
+        are left as plain outputs.
     clock : callable
         Seconds for every time LivePlot shows (``time.perf_counter``); a test
         may swap in a fake one.
@@ -183,7 +186,7 @@ class LivePlot(keras.callbacks.History):
             # a cheap first image; the panels come with the first epoch
             png = self._live.placeholder_png("training… the curves appear after the first epoch")
             self.redraws += 1
-            self.view = WidgetView(self._epochs_total, self._live.pixels, png)
+            self.view = WidgetView(self._live.pixels, png)
 
     def on_epoch_begin(self, epoch: int, logs: _Logs = None) -> None:
         if self._first_epoch is None:
@@ -251,10 +254,10 @@ class LivePlot(keras.callbacks.History):
 
     def on_train_end(self, logs: _Logs = None) -> None:
         if self.view is not None:
-            if self.history:
-                self.view.set_status(self._status_text(end_of_epoch=True, done=True), 1.0)
-            # the last epoch's image (on_epoch_end drew this very state) stays as a plain one
-            self.view.finish(self._last_png if self.history else None)
+            if self.history:  # the last epoch's image: on_epoch_end drew this very state
+                self.view.finish(self._last_png, self._status_text(end_of_epoch=True, done=True))
+            else:
+                self.view.finish(png=None, status=None)
             self.view = None
         if self.save_to is not None and not self.history:
             warnings.warn(f"LivePlot: no epoch ended, so nothing was saved to {self.save_to}",

@@ -6,11 +6,27 @@ told apart from a live front end) gets widgets; every other process gets text.
 Set ``FITLAB_LIVE=text`` (or ``widgets``) to force a mode.
 
 :class:`WidgetView` is the widget front end: a status line, a progress bar and
-the figure as a PNG, in one output that is only ever updated in place. It
-never calls ``clear_output`` and its outputs are stable, so strict nbval
-accepts it: nbval skips the widget mime type and ``image/png``, and the
-``text/plain`` of both outputs is fixed. When training ends the live image
-gives way to a plain one, so a notebook exported to HTML still shows it.
+the figure as a PNG, in one output that is only ever updated in place. When
+training ends the widgets hide, and the run's record is left as plain outputs
+below them: the final figure as an image, the final status line as a printed
+line. So the notebook reads the same in JupyterLab and wherever widgets are
+not drawn:
+
+* an HTML export (``jupyter nbconvert --to html``). Saved without widget
+  state, a widget output shows its ``text/plain``: empty here. Saved with it
+  (nbclient keeps it), the export embeds the widget view, which the widget
+  manager's JavaScript (from a CDN) draws hidden, and offline not at all.
+  Either way the figure and the status line are the plain outputs below it.
+* strict nbval, which compares outputs as they were first sent. It ignores
+  ``update_display_data`` and does not understand ``clear_output``, so
+  neither is used; it skips the widget mime type and ``image/png``, and the
+  ``text/plain`` of the widget and of the image is fixed. Only the status line
+  changes from run to run (elapsed time, images/s): a notebook compared
+  strictly masks those numbers with a sanitizer, or tags its training cells
+  ``nbval-ignore-output`` as the workbook does.
+
+The widgets are hidden, not closed: a notebook saved with its widget state
+then reopens with nothing where they were, not "model not found".
 
 Examples
 --------
@@ -69,14 +85,12 @@ def choose_mode(setting: str | None = None) -> str:
 class WidgetView:
     """Status line + progress bar + image, in one output that is only ever updated in place.
 
-    Made, it displays itself when it runs in a kernel (with a fixed
-    ``text/plain``: ``LivePlot(total_epochs=N)``); elsewhere the widgets are
-    made and updated, and nothing is displayed.
+    Made, it displays itself when it runs in a kernel (with an empty
+    ``text/plain``, so a viewer that cannot draw widgets shows nothing there);
+    elsewhere the widgets are made and updated, and nothing is displayed.
 
     Parameters
     ----------
-    total_epochs : int, optional
-        Only for the output's ``text/plain``.
     size : (int, int)
         The image's width and height in pixels.
     png : bytes
@@ -88,20 +102,21 @@ class WidgetView:
         The three widgets (CSS classes ``fitlab-live-status`` and
         ``fitlab-live-image``).
     box : ipywidgets.VBox
-        What is displayed: the progress bar and the status line in a row, the image below.
+        What is displayed (CSS class ``fitlab-live``): the progress bar and the
+        status line in a row, the image below.
 
     Examples
     --------
-    >>> view = WidgetView(total_epochs=3, size=(200, 100), png=b"")
+    >>> view = WidgetView(size=(200, 100), png=b"")
     >>> view.set_status("epoch 1 / 3", 0.25)
     >>> view.progress.value, "epoch 1 / 3" in view.status.value
     (0.25, True)
-    >>> view.finish(None)  # the live image is gone, the status line stays
-    >>> len(view.box.children)
-    1
+    >>> view.finish(png=None, status=None)  # no epoch ended: nothing to leave behind
+    >>> view.box.layout.display, view.image.comm is None
+    ('none', True)
     """
 
-    def __init__(self, total_epochs: int | None, size: tuple[int, int], png: bytes):
+    def __init__(self, size: tuple[int, int], png: bytes):
         import ipywidgets as widgets
 
         self.status = widgets.HTML(value=_status_html("starting…"))
@@ -113,12 +128,14 @@ class WidgetView:
         self.image.add_class("fitlab-live-image")
         self.status.add_class("fitlab-live-status")
         self.box = widgets.VBox([widgets.HBox([self.progress, self.status]), self.image])
+        self.box.add_class("fitlab-live")
         if kernel_shell() is not None:
             from IPython.display import display
 
-            # Fixed text/plain: the widget's repr would embed its state, which changes per run.
+            # Fixed text/plain (the widget's repr would embed its state, which changes per
+            # run), and empty: where widgets are not drawn, the plain record says it all.
             bundle = self.box._repr_mimebundle_()
-            bundle["text/plain"] = f"LivePlot(total_epochs={total_epochs})"
+            bundle["text/plain"] = ""
             display(bundle, raw=True)
 
     @staticmethod
@@ -139,15 +156,25 @@ class WidgetView:
         if fraction is not None:
             self.progress.value = min(max(fraction, 0.0), 1.0)
 
-    def finish(self, png: bytes | None) -> None:
-        """Swap the live image for a plain one (survives export), keep the status line."""
-        self.progress.bar_style = "success"
+    def finish(self, png: bytes | None, status: str | None) -> None:
+        """Hide the widgets; leave the final figure and status line as plain outputs below.
+
+        Each is left only when given. In a kernel the figure is displayed as
+        an image and the status line printed; elsewhere nothing is shown.
+        """
+        self.box.layout.display = "none"
         self.box.children = self.box.children[:1]
+        # nbclient saves a closed widget's last state with the notebook: no second copy of the PNG
+        self.image.value = b""
         self.image.close()
-        if png is not None and kernel_shell() is not None:
+        if kernel_shell() is None:
+            return
+        if png is not None:
             from IPython.display import Image, display
 
             display(Image(data=png, format="png"))
+        if status is not None:
+            print(status, flush=True)
 
 
 def _status_html(text: str) -> str:

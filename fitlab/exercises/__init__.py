@@ -16,15 +16,18 @@ The checks, one module each, and what they expect:
   never an empty batch, then stops.
 * :func:`check_steps` (``ex2_steps``) — ``batches_needed(rows, batch_size)``
   and ``last_batch_size(rows, batch_size)`` for awkward sizes.
-* :func:`check_fast_parser` (``ex3_fast_parser``) —
-  ``parse_line(line) -> (label, image uint8 (H, W, 3))``, exact, and at
-  least 4× as fast as :func:`tutorial_parse`, the tutorial's parser.
+* :func:`check_input_pipeline` (``ex3_starving_pipeline``) —
+  ``pipeline(path, bs, classes)`` yields one exact pass of ``(images,
+  one_hot)`` batches, fast enough that a stand-in for a fast accelerator
+  waits at most half the time.
 * :func:`check_train_loop` (``ex4_train_loop``) — ``train_loop(model,
   train_batches, val_batches, epochs, patience) -> {"loss": [...],
-  "val_loss": [...]}`` with early stopping.
+  "val_loss": [...]}``: epoch means weighted by rows, early stopping, and a
+  real run validated on a split of the training CSV.
 * :func:`check_port` (``ex5_port``) — ``train_modern(model, train_gen,
   val_gen, steps_per_epoch, validation_steps, epochs, init_lr=1e-2) ->
-  History``: the tutorial's ``fit_generator`` call ported to Keras 3.
+  History``: the tutorial's ``fit_generator`` call ported to Keras 3's
+  ``fit``, validating on the same batches every epoch.
 
 ``harness`` holds what they share: the result, running a check, and calling
 the student's code.
@@ -41,17 +44,22 @@ Examples
 
 from fitlab.exercises.ex1_csv_generator import check_csv_generator
 from fitlab.exercises.ex2_steps import check_steps
-from fitlab.exercises.ex3_fast_parser import check_fast_parser, tutorial_parse
+from fitlab.exercises.ex3_starving_pipeline import (
+    MAX_WAIT_SHARE,
+    SECONDS_PER_IMAGE,
+    check_input_pipeline,
+)
 from fitlab.exercises.ex4_train_loop import check_train_loop
 from fitlab.exercises.ex5_port import check_port
 from fitlab.exercises.harness import CheckResult
 
 __all__ = [
+    "MAX_WAIT_SHARE",
+    "SECONDS_PER_IMAGE",
     "CheckResult",
     "check_csv_generator",
-    "check_fast_parser",
+    "check_input_pipeline",
     "check_port",
     "check_steps",
     "check_train_loop",
-    "tutorial_parse",
 ]
