@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
-import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
@@ -57,7 +57,8 @@ class _QuietImport(importlib.abc.MetaPathFinder):
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # once: later imports are plain dictionary lookups
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        # The other finders, in their order: one that refuses TensorFlow still refuses it.
+        spec = importlib.util.find_spec(name)
         if spec is not None and spec.loader is not None:
             run = spec.loader.exec_module
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from no_tensorflow import BLOCK_TENSORFLOW
+
 import fitlab
 
 
@@ -45,6 +47,17 @@ def test_tensorflow_starts_silently_after_import_fitlab():
     # A user who imports Keras first, or asks for every line, gets TensorFlow's own start-up.
     if _stderr_of("import keras, tensorflow as tf; tf.constant(1.0) + 1"):
         assert _stderr_of(code, TF_CPP_MIN_LOG_LEVEL="0") != ""
+
+
+def test_silencing_respects_an_import_blocker():
+    # A finder that refuses TensorFlow (tests/no_tensorflow.py, as on a JAX-only machine)
+    # still refuses it after `import fitlab` has put its own finder first.
+    code = BLOCK_TENSORFLOW + (
+        "import fitlab\n"
+        "try:\n    import tensorflow\nexcept ModuleNotFoundError:\n    print('refused')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "refused"
 
 
 def test_show_versions_says_what_and_where(capsys):
