@@ -51,17 +51,11 @@ ALLOWED_EVERYWHERE = {
 }
 # Per notebook (its path under notebooks/): {figure: why}.
 ALLOWED = {
-    "01_data.ipynb": {
-        "4×": "float32 takes 4 bytes, uint8 1 (arithmetic)",
-    },
     "02_fit.ipynb": {
         "12 KiB": "12,288 bytes (arithmetic)",
-        "2,400": "75 epochs × 32 batches (arithmetic)",
         "14": "the validation loss the tutorial's plot showed after epoch 1 (a tutorial constant)",
-        "75": "the tutorial's epochs (a tutorial constant)",
     },
     "06_side_by_side.ipynb": {
-        "16 MiB": "1,360 images × 12,288 bytes (a dataset fact)",
         "0.906": "label smoothing 0.1 over 17 classes: 1 − 0.1 + 0.1/17 (arithmetic)",
         "0.006": "label smoothing 0.1 over 17 classes: 0.1/17 (arithmetic)",
         "20 %": "carve_validation's share of each class (a setup constant)",

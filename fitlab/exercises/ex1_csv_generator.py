@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from fitlab.data import load_csv, make_synthetic_csv
-from fitlab.exercises.harness import CheckResult, Failed, call_student, need_callable, run_check
+from fitlab.exercises.harness import (
+    END,
+    CheckResult,
+    Failed,
+    call_student,
+    need_callable,
+    run_check,
+)
 
 _GEN_HINT = (
     "read one line at a time with f.readline(); at the end of the file (line == '') "
@@ -24,10 +31,6 @@ _GEN_HINT = (
     "or f.seek(0) and keep filling the *same* batch (mode 'train'). "
     "Split each line into label and values, reshape the values to (64, 64, 3)."
 )
-
-# next()'s default once the student's generator is exhausted: a StopIteration
-# would otherwise be reported as the student's exception.
-_END = object()
 
 
 def check_csv_generator(
@@ -112,10 +115,10 @@ def _take_batches(
     batches = []
     for number in range(1, limit + 1):
         batch = call_student(
-            next, (iterator, _END), f"reading batch {number} of {where}, bs={bs}, mode={mode!r}",
+            next, (iterator, END), f"reading batch {number} of {where}, bs={bs}, mode={mode!r}",
             _GEN_HINT,
         )  # fmt: skip
-        if batch is _END:
+        if batch is END:
             break
         batches.append(_as_batch(batch, number, where))
     return batches

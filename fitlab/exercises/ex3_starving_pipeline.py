@@ -29,7 +29,14 @@ import numpy as np
 
 from fitlab.data import classes_from_csv, load_csv, make_synthetic_csv
 from fitlab.data.labels import label_codes
-from fitlab.exercises.harness import CheckResult, Failed, call_student, need_callable, run_check
+from fitlab.exercises.harness import (
+    END,
+    CheckResult,
+    Failed,
+    call_student,
+    need_callable,
+    run_check,
+)
 
 #: The stand-in accelerator's seconds per image: a batch of 32 in 48 ms.
 SECONDS_PER_IMAGE = 0.0015
@@ -51,9 +58,6 @@ _EXACT_HINT = (
     "rows that are left; images (n, 64, 64, 3) with the file's values, one_hot (n, "
     "len(classes)) with a 1 in the column of the row's class in `classes`"
 )
-# next()'s default once the student's generator is exhausted: a StopIteration
-# would otherwise be reported as the student's exception.
-_END = object()
 
 
 def check_input_pipeline(
@@ -195,9 +199,9 @@ def _check_exact(pipeline: Callable, path: Path, bs: int) -> None:
     expected = math.ceil(len(images) / bs)
     got = []
     for number in range(1, expected + 2):  # one more than a pass: an endless one shows
-        batch = call_student(next, (iterator, _END), f"reading batch {number} of {where}",
+        batch = call_student(next, (iterator, END), f"reading batch {number} of {where}",
                              _EXACT_HINT)  # fmt: skip
-        if batch is _END:
+        if batch is END:
             break
         got.append(_as_batch(batch, number, where))
     if len(got) > expected:

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     import keras
 
 
+#: ``next(batches, END)``'s default once a student's generator is exhausted: a
+#: StopIteration would otherwise be reported as the student's exception.
+END = object()
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """The outcome of one check: ``bool(result)`` is whether it passed.
