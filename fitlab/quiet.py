@@ -37,8 +37,9 @@ LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 def silence_tensorflow_startup() -> bool:
     """Silence TensorFlow's start-up lines when it is next imported; True if it will be.
 
-    Does nothing (and returns False) when TensorFlow is already imported, when
-    ``TF_CPP_MIN_LOG_LEVEL`` is ``0``, or when it was already called.
+    Does nothing and returns False when TensorFlow is already imported or
+    ``TF_CPP_MIN_LOG_LEVEL`` is ``0``; a second call before TensorFlow's import
+    adds nothing and returns True.
     """
     if os.environ.get(LOG_LEVEL_ENV, "").strip() == "0":
         return False
