@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,7 @@ def launch(
                     env=env,
                     stdout=output,
                     stderr=subprocess.STDOUT if output else None,
-                    preexec_fn=die_with_parent,
+                    preexec_fn=die_with_parent(os.getpid()),
                 )
             )
             if output is not None:
@@ -277,16 +277,35 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
             process.wait()
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: be killed when its parent dies (Linux), however it dies.
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child dies with process ``parent``.
 
-    Pass it as ``preexec_fn`` to ``subprocess.Popen``; elsewhere than Linux it does nothing.
+    On Linux the child asks the kernel for ``SIGKILL`` when its parent dies
+    (``PR_SET_PDEATHSIG``), however the parent dies. A parent killed between the
+    fork and that request would send no signal, so the child then checks that
+    ``parent`` is still its parent and kills itself if not. Elsewhere it does nothing.
+
+    Parameters
+    ----------
+    parent : int
+        The pid of the process that starts the child: ``os.getpid()``.
 
     Examples
     --------
-    >>> subprocess.run([sys.executable, "-c", "pass"], preexec_fn=die_with_parent).returncode
-    0
+    >>> run = [sys.executable, "-c", "print('ran')"]
+    >>> done = subprocess.run(run, preexec_fn=die_with_parent(os.getpid()), capture_output=True)
+    >>> done.returncode, done.stdout
+    (0, b'ran\\n')
+    >>> gone = subprocess.run(run, preexec_fn=die_with_parent(-1), capture_output=True)
+    >>> gone.stdout  # its parent was already gone: killed before it ran anything
+    b''
     """
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def die_with_it() -> None:
+        if sys.platform.startswith("linux"):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return die_with_it

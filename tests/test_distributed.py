@@ -47,7 +47,7 @@ ENV = {
 }
 
 
-def _run(out: Path, kind: str, workers: int = 1) -> None:
+def _start(out: Path, kind: str, workers: int = 1) -> list[subprocess.Popen]:
     addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     processes = []
     for index in range(workers):
@@ -64,17 +64,21 @@ def _run(out: Path, kind: str, workers: int = 1) -> None:
                 text=True,
             )
         )
-    for process in processes:
-        output, _ = process.communicate(timeout=400)
-        assert process.returncode == 0, output[-3000:]
+    return processes
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> dict[str, np.lib.npyio.NpzFile]:
     out = tmp_path_factory.mktemp("distributed")
-    _run(out, "multi-worker", workers=2)
-    _run(out, "two-devices")
-    _run(out, "one")
+    # The three configurations at once: each process mostly waits on its own start-up.
+    processes = [
+        *_start(out, "multi-worker", workers=2),
+        *_start(out, "two-devices"),
+        *_start(out, "one"),
+    ]
+    for process in processes:
+        output, _ = process.communicate(timeout=400)
+        assert process.returncode == 0, output[-3000:]
     return {path.stem: np.load(path) for path in out.glob("*.npz")}
 
 

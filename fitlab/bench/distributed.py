@@ -253,7 +253,7 @@ def _run_configuration(config: str, settings: dict, folder: Path, timeout: float
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
-                        preexec_fn=die_with_parent,
+                        preexec_fn=die_with_parent(os.getpid()),
                     )
                 )
         _wait(config, processes, logs, timeout)
