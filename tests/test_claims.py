@@ -35,8 +35,8 @@ import pytest
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = [
     *sorted(NOTEBOOKS_DIR.glob("0*.ipynb")),
-    *sorted(NOTEBOOKS_DIR.glob("exercises/*.ipynb")),
-    *sorted(NOTEBOOKS_DIR.glob("solutions/*.ipynb")),
+    *sorted(NOTEBOOKS_DIR.glob("exercises/*/*.ipynb")),
+    *sorted(NOTEBOOKS_DIR.glob("solutions/*/*.ipynb")),
 ]
 
 # Figures that do not depend on a run, as the prose writes them: {figure: why}.

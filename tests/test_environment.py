@@ -21,7 +21,13 @@ def _name_and_spec(requirement: str) -> tuple[str, str]:
 
 def _pyproject() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["dev"]
+    # dev names other extras as "fitlab[classroom]": their packages are in the environment.
+    for requirement in list(requirements):
+        if found := re.fullmatch(r"fitlab\[(\w+)\]", requirement):
+            requirements.remove(requirement)
+            requirements += extras[found.group(1)]
     return dict(_name_and_spec(r) for r in requirements)
 
 

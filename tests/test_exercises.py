@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 import fitlab.exercises
 from fitlab.exercises import (
     CheckResult,
+    ExerciseFailed,
     check_csv_generator,
     check_input_pipeline,
     check_port,
@@ -272,8 +274,9 @@ def passed(result: CheckResult, message: str) -> None:
 
 def test_public_names_are_the_checks_the_result_and_the_goals():
     assert sorted(fitlab.exercises.__all__) == [
-        "CheckResult", "MAX_WAIT_SHARE", "SECONDS_PER_IMAGE", "check_csv_generator",
-        "check_input_pipeline", "check_port", "check_steps", "check_train_loop",
+        "CheckResult", "ExerciseFailed", "MAX_WAIT_SHARE", "SECONDS_PER_IMAGE",
+        "check_csv_generator", "check_input_pipeline", "check_port", "check_steps",
+        "check_train_loop",
     ]  # fmt: skip
 
 
@@ -283,6 +286,44 @@ def test_check_result_shows_pass_fail_and_hint():
     result = CheckResult("c", False, "wrong", "look here")
     assert repr(result) == str(result) == "✘ FAIL c: wrong\n  Hint: look here"
     assert bool(CheckResult("c", True, "")) and not CheckResult("c", False, "")
+
+
+def test_a_graded_cell_prints_a_pass_line_and_returns_nothing(capsys):
+    # nbgrader reads a graded cell's result as partial credit: a pass leaves none.
+    assert CheckResult("c", True, "fine.").assert_passed() is None
+    assert capsys.readouterr().out == "✔ PASS c: fine.\n"
+
+
+def test_a_graded_cell_raises_a_failed_check_shown_as_its_two_lines():
+    result = CheckResult("c", False, "wrong", "look here")
+    with pytest.raises(ExerciseFailed) as raised:
+        result.assert_passed()
+    assert isinstance(raised.value, AssertionError)  # an error takes the cell's points away
+    assert raised.value.result is result and str(raised.value) == str(result)
+    # What IPython shows instead of a traceback: in the notebook and in nbgrader's feedback.
+    assert raised.value._render_traceback_() == ["✘ FAIL c: wrong", "  Hint: look here"]
+
+
+def test_what_the_students_code_writes_to_stderr_does_not_cost_the_points(capsys):
+    # nbgrader takes a graded cell's points for any stderr line, such as a Keras warning.
+    def batches_needed(rows, batch_size):
+        print("UserWarning: `shuffle=True` was passed, but will be ignored", file=sys.stderr)
+        return good_steps(rows, batch_size)
+
+    check_steps(batches_needed, good_last).assert_passed()
+    shown = capsys.readouterr()
+    assert shown.err == "" and "UserWarning: `shuffle=True`" in shown.out
+    assert shown.out.endswith("✔ PASS check_steps: batches_needed and last_batch_size are "
+                              "right for all 9 cases.\n")  # fmt: skip
+
+
+def test_nbgraders_blank_is_a_failed_check_without_an_empty_message():
+    def batches_needed(rows, batch_size):
+        raise NotImplementedError()  # what a student version holds until it is written
+
+    result = check_steps(batches_needed, good_last)
+    failed(result, "round *up*")
+    assert result.message == "your code raised NotImplementedError (batches_needed(1020, 32))"
 
 
 @pytest.mark.parametrize(
@@ -404,6 +445,32 @@ def test_steps_wrong_answers_fail_with_hint(steps, last, message):
     result = check_steps(steps, last)
     failed(result)
     assert result.message == message
+
+
+HUGE = [(10**17 + 1, 10), (2**53 + 1, 2)]  # past 2**53 a float skips whole numbers
+
+
+def exact_steps(rows, bs):
+    return -(-rows // bs)
+
+
+def test_steps_for_counts_too_big_for_a_float_need_integer_arithmetic():
+    def exact_last(rows, bs):
+        return rows - (exact_steps(rows, bs) - 1) * bs
+
+    passed(
+        check_steps(exact_steps, exact_last, sizes=HUGE),
+        "batches_needed and last_batch_size are right for all 2 cases.",
+    )
+    result = check_steps(good_steps, good_last, sizes=HUGE)
+    failed(result, "Hint: rows / batch_size is a float, exact only to about 16 digits")
+    assert result.message == (
+        "batches_needed(100000000000000001, 10) returned 10000000000000000, "
+        "expected 10000000000000001"
+    )
+    result = check_steps(exact_steps, good_last, sizes=HUGE)  # the float only in the last one
+    failed(result, "rows / batch_size is a float")
+    assert result.message.startswith("last_batch_size(100000000000000001, 10) returned 11,")
 
 
 def test_steps_accepts_numpy_integers():

@@ -16,8 +16,8 @@ import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 MAIN = sorted(NOTEBOOKS_DIR.glob("0*.ipynb"))
-EXERCISES = sorted(NOTEBOOKS_DIR.glob("exercises/*.ipynb"))
-ALL = [*MAIN, *EXERCISES, *sorted(NOTEBOOKS_DIR.glob("solutions/*.ipynb"))]
+EXERCISES = sorted(NOTEBOOKS_DIR.glob("exercises/*/*.ipynb"))  # nbgrader's <exercise>/<notebook>
+ALL = [*MAIN, *EXERCISES, *sorted(NOTEBOOKS_DIR.glob("solutions/*/*.ipynb"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -34,6 +34,13 @@ def links(text: str) -> list[str]:
     return [t.split("#")[0] for t in LINK.findall(text) if "://" not in t and t[0] != "#"]
 
 
+def test_there_are_five_exercises_and_their_sources():
+    assert len(EXERCISES) == 5
+    assert [p.relative_to(NOTEBOOKS_DIR / "exercises") for p in EXERCISES] == [
+        p.relative_to(NOTEBOOKS_DIR / "solutions") for p in ALL[len(MAIN) + len(EXERCISES) :]
+    ]
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(NOTEBOOKS_DIR)))
 def test_no_test_markers_in_cell_sources(path):
     marked = [i for i, c in enumerate(cells(path)) if re.search(r"#\s*NBVAL", source(c))]
@@ -46,7 +53,9 @@ def test_the_first_code_cell_says_what_and_where_it_ran(path):
     assert "fitlab.show_versions()" in source(first)
 
 
-@pytest.mark.parametrize("path", [*ALL, NOTEBOOKS_DIR / "README.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [*ALL, NOTEBOOKS_DIR / "README.md"], ids=lambda p: str(p.relative_to(NOTEBOOKS_DIR))
+)
 def test_every_relative_link_points_to_a_file(path):
     if path.suffix == ".md":
         texts = [path.read_text()]
@@ -68,5 +77,5 @@ def test_each_notebook_ends_with_its_exercises_and_the_way_on(index):
 
 def test_the_table_of_contents_lists_every_notebook_and_exercise():
     listed = set(links((NOTEBOOKS_DIR / "README.md").read_text()))
-    expected = {p.name for p in MAIN} | {f"exercises/{p.name}" for p in EXERCISES}
+    expected = {p.relative_to(NOTEBOOKS_DIR).as_posix() for p in [*MAIN, *EXERCISES]}
     assert expected - listed == set()

@@ -80,14 +80,27 @@ def test_a_cell_that_raises_stops_the_run_and_leaves_its_notebook_untouched(tmp_
 
 
 def test_the_order_is_main_notebooks_then_exercises_then_solutions(tmp_path):
-    for name in ["solutions/ex1.ipynb", "exercises/ex1.ipynb", "02_b.ipynb", "01_a.ipynb"]:
+    for name in ["solutions/ex1/ex1.ipynb", "exercises/ex1/ex1.ipynb", "02_b.ipynb", "01_a.ipynb"]:
         notebook(tmp_path / name)
     (tmp_path / "scratch.ipynb").write_text("{}")  # not a workbook notebook
+    notebook(tmp_path / "submitted" / "ada" / "ex1" / "ex1.ipynb")  # a student's, not ours
     order = workbook.notebooks_in_order(tmp_path)
     names = [p.relative_to(tmp_path).as_posix() for p in order]
-    assert names == ["01_a.ipynb", "02_b.ipynb", "exercises/ex1.ipynb", "solutions/ex1.ipynb"]
+    assert names == [
+        "01_a.ipynb", "02_b.ipynb", "exercises/ex1/ex1.ipynb", "solutions/ex1/ex1.ipynb"
+    ]  # fmt: skip
     chosen = workbook.select(order, tmp_path, ["ex1", "01_a.ipynb"])
     assert [p.relative_to(tmp_path).as_posix() for p in chosen] == [names[0], *names[2:]]
+
+
+def test_a_cell_tagged_raises_exception_may_raise_and_its_error_is_stored(tmp_path):
+    path = notebook(tmp_path / "exercises" / "ex1" / "ex1.ipynb", "raise ValueError('blank')")
+    tagged = nbformat.read(path, as_version=4)
+    tagged.cells[1].metadata["tags"] = ["raises-exception"]
+    nbformat.write(tagged, path)
+    assert run(tmp_path) == 0
+    [error] = nbformat.read(path, as_version=4).cells[1].outputs
+    assert (error.ename, error.evalue) == ("ValueError", "blank")
 
 
 def test_an_unknown_name_is_one_line_and_exit_status_2(tmp_path, capsys):

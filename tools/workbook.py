@@ -1,9 +1,10 @@
 """Execute the workbook's notebooks on the real data and store their outputs (`make workbook`).
 
 A maintainer's script, not part of the package. It runs every notebook under
-``notebooks/`` in the full profile, in a fixed order (``0*.ipynb``, then
-``exercises/``, then ``solutions/``, each sorted by name), each in a fresh
-``python3`` kernel started in the notebook's folder, and stores the outputs
+``notebooks/`` in the full profile, in a fixed order (``0*.ipynb``, then the
+exercises' student versions ``exercises/<exercise>/``, then their sources
+``solutions/<exercise>/``, each sorted by name), each in a fresh ``python3``
+kernel started in the notebook's folder, and stores the outputs
 *and* the widget state, so that what the notebooks show is one run of the
 package as it is. Each notebook prints the versions and the machine in its
 first output itself (``fitlab.show_versions()``).
@@ -17,7 +18,10 @@ records the same in each notebook's metadata, ``metadata["fitlab"]["workbook"]``
 A notebook is written only once it has run through, atomically (a temp file in
 its folder, fsynced, renamed over it). A cell that raises stops the run, names
 the notebook and the cell, and leaves that notebook as it was; the notebooks
-already run keep their new outputs.
+already run keep their new outputs. Only a cell tagged ``raises-exception``
+may raise (nbclient honours nbval's tag): the student versions' checks, which
+fail on the blanks. ``tools/assignments.py`` (``make assignments``) runs the
+student versions with the same code when it generates them.
 
 Usage::
 
@@ -73,8 +77,8 @@ def notebooks_in_order(folder: Path) -> list[Path]:
     """
     return [
         *sorted(folder.glob("0*.ipynb")),
-        *sorted(folder.glob("exercises/*.ipynb")),
-        *sorted(folder.glob("solutions/*.ipynb")),
+        *sorted(folder.glob("exercises/*/*.ipynb")),  # nbgrader's layout: <exercise>/<notebook>
+        *sorted(folder.glob("solutions/*/*.ipynb")),
     ]
 
 
@@ -82,8 +86,8 @@ def select(notebooks: list[Path], folder: Path, names: list[str] | None) -> list
     """The notebooks that ``names`` name, in the run's order (all of them for ``None``).
 
     A name is a notebook's path under ``folder`` or its file name, with or without
-    ``.ipynb``: ``02_fit``, ``exercises/ex1_csv_generator`` (``ex1_csv_generator``
-    names the exercise and its solution).
+    ``.ipynb``: ``02_fit``, ``exercises/ex1_csv_generator/ex1_csv_generator``
+    (``ex1_csv_generator`` names the student version and the source).
     """
     if names is None:
         return notebooks
@@ -131,11 +135,16 @@ def check_quiet(max_load: float, anyway: bool) -> None:
     print(f"workbook: warning: {why}; running anyway (--anyway)", file=sys.stderr, flush=True)
 
 
-def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
+def execute(
+    path: Path, timeout: int, *, folder: Path | None = None, allow_errors: bool = False
+) -> nbformat.NotebookNode:
     """Run the notebook at ``path`` in a fresh kernel, in its folder; return it with its outputs.
 
     Raises :class:`NotebookFailed` naming the notebook and the cell when a cell
-    raises, times out or kills the kernel. The file itself is not touched.
+    raises (unless tagged ``raises-exception``, or ``allow_errors``: then its
+    error is an output like any other), times out or kills the kernel. The
+    kernel starts in ``folder`` when given (a notebook written elsewhere first).
+    The file itself is not touched.
     """
     notebook = nbformat.read(path, as_version=4)
     started = {"cell": None}
@@ -144,7 +153,8 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
         timeout=timeout,
         kernel_name="python3",
         store_widget_state=True,
-        resources={"metadata": {"path": str(path.parent)}},
+        allow_errors=allow_errors,
+        resources={"metadata": {"path": str(folder or path.parent)}},
         on_cell_start=lambda cell, cell_index: started.update(cell=cell_index),
     )
     try:

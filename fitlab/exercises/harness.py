@@ -6,6 +6,11 @@ A check is a ``body`` that returns what was verified, or raises
 :func:`call_student`, so an exception it raises becomes a failed check naming
 the exception and the input, never a bare traceback in the notebook.
 
+A graded cell (nbgrader's autograder tests) ends with
+:meth:`CheckResult.assert_passed`: nbgrader takes the points away from a cell
+that raises, and :class:`ExerciseFailed` shows as the two lines a failed
+check prints, in the notebook and in nbgrader's feedback alike.
+
 Examples
 --------
 >>> def body():
@@ -18,7 +23,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +80,27 @@ class CheckResult:
     def __bool__(self) -> bool:
         return self.passed
 
+    def assert_passed(self) -> None:
+        """Print the pass line, or raise :class:`ExerciseFailed`: a graded cell's last line.
+
+        nbgrader's autograder gives a test cell its points unless the cell
+        raises (or writes to stderr); a pass prints its line instead of being
+        the cell's result, which nbgrader would try to read as partial credit.
+
+        Examples
+        --------
+        >>> CheckResult("check_demo", True, "2 is right.").assert_passed()
+        ✔ PASS check_demo: 2 is right.
+        >>> CheckResult("check_demo", False, "expected 2, got 3", "count from zero").assert_passed()
+        Traceback (most recent call last):
+        ...
+        fitlab.exercises.harness.ExerciseFailed: ✘ FAIL check_demo: expected 2, got 3
+          Hint: count from zero
+        """
+        if not self.passed:
+            raise ExerciseFailed(self)
+        print(self)
+
     def __str__(self) -> str:
         if self.passed:
             return f"✔ PASS {self.check}: {self.message}"
@@ -80,6 +108,33 @@ class CheckResult:
         return f"{text}\n  Hint: {self.hint}" if self.hint else text
 
     __repr__ = __str__
+
+
+class ExerciseFailed(AssertionError):
+    """A failed check, raised by :meth:`CheckResult.assert_passed` so that a graded cell fails.
+
+    IPython shows it as the check's ✘ FAIL line and its hint, without a
+    traceback (``_render_traceback_``): the student's notebook, nbgrader's
+    feedback and nbval all see those lines.
+
+    Attributes
+    ----------
+    result : CheckResult
+        The failed check.
+
+    Examples
+    --------
+    >>> failure = ExerciseFailed(CheckResult("check_demo", False, "expected 2, got 3", "count"))
+    >>> failure._render_traceback_()
+    ['✘ FAIL check_demo: expected 2, got 3', '  Hint: count']
+    """
+
+    def __init__(self, result: CheckResult):
+        super().__init__(str(result))
+        self.result = result
+
+    def _render_traceback_(self) -> list[str]:
+        return str(self.result).splitlines()
 
 
 class Failed(Exception):
@@ -100,15 +155,22 @@ class Failed(Exception):
 def run_check(name: str, body: Callable[[], str]) -> CheckResult:
     """Run a check's ``body``: what it returns is a pass, a :class:`Failed` a failure.
 
-    Any other exception is the check's own bug and propagates.
+    Any other exception is the check's own bug and propagates. What the
+    student's code writes to ``sys.stderr`` meanwhile (a warning from Keras, say)
+    goes to ``sys.stdout``: nbgrader takes a graded cell's points for any line
+    on stderr, and a warning is not a wrong answer.
 
     Examples
     --------
     >>> run_check("check_demo", lambda: "all 3 cases are right.")
     ✔ PASS check_demo: all 3 cases are right.
+    >>> run_check("check_demo", lambda: sys.stderr.write("a warning\\n") and "right.")
+    a warning
+    ✔ PASS check_demo: right.
     """
     try:
-        return CheckResult(name, True, body())
+        with contextlib.redirect_stderr(sys.stdout):
+            return CheckResult(name, True, body())
     except Failed as failure:
         return CheckResult(name, False, failure.message, failure.hint)
 
@@ -149,11 +211,19 @@ def call_student(fn: Callable, args: tuple, during: str, hint: str, **kwargs: An
     --------
     >>> call_student(int, ("12",), "parsing '12'", "write the digits")
     12
+    >>> def batches_needed(rows, batch_size):
+    ...     raise NotImplementedError()  # nbgrader's blank in a student's notebook
+    >>> call_student(batches_needed, (1020, 32), "batches_needed(1020, 32)", "round up")
+    Traceback (most recent call last):
+    ...
+    fitlab.exercises.harness.Failed: your code raised NotImplementedError (batches_needed(1020, 32))
     """
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # the student's code may raise anything
-        raise Failed(f"your code raised {type(exc).__name__}: {exc} ({during})", hint) from None
+        # nbgrader's blank, `raise NotImplementedError()`, has no message to show.
+        raised = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise Failed(f"your code raised {raised} ({during})", hint) from None
 
 
 def given_or_synthetic(given: str | os.PathLike | None, fallback: Path, rows: int) -> Path:
