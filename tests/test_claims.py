@@ -31,13 +31,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from maintainer_tools import workbook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-NOTEBOOKS = [
-    *sorted(NOTEBOOKS_DIR.glob("0*.ipynb")),
-    *sorted(NOTEBOOKS_DIR.glob("exercises/*/*.ipynb")),
-    *sorted(NOTEBOOKS_DIR.glob("solutions/*/*.ipynb")),
-]
+NOTEBOOKS = workbook.notebooks_in_order(NOTEBOOKS_DIR)
 
 # Figures that do not depend on a run, as the prose writes them: {figure: why}.
 ALLOWED_EVERYWHERE = {

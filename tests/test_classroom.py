@@ -16,23 +16,13 @@ from __future__ import annotations
 
 import csv
 import html
-import importlib.util
-import os
 import re
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
 import nbformat
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "tools"
-sys.path.insert(0, str(TOOLS))  # tools/assignments.py imports tools/workbook.py
-_spec = importlib.util.spec_from_file_location("assignments", TOOLS / "assignments.py")
-assignments = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(assignments)
-sys.path.remove(str(TOOLS))
+from maintainer_tools import assignments
 
 NOTEBOOKS = assignments.NOTEBOOKS
 EXERCISES = assignments.exercises(NOTEBOOKS)
@@ -150,12 +140,8 @@ def test_every_exercise_has_a_wrong_answer_here():
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     """A temporary copy of the course, every exercise generated: (root, {name: student version})."""
-    with pytest.MonkeyPatch.context() as env:  # for the whole module
-        # nbgrader's gradebook runs `alembic`, beside this Python; `make test` runs pytest
-        # as .venv/bin/python without the venv on PATH.
-        env.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-        root = assignments.new_course(tmp_path_factory.mktemp("course"))
-        yield root, {name: assignments.generate(root, name) for name in EXERCISES}
+    root = assignments.new_course(tmp_path_factory.mktemp("course"))
+    return root, {name: assignments.generate(root, name) for name in EXERCISES}
 
 
 @pytest.mark.parametrize("name", EXERCISES)
@@ -223,7 +209,7 @@ def graded(course, flowers17_csvs, tmp_path_factory) -> dict[tuple[str, str], Gr
         assignments.nbgrader(*argv, "--course=fitlab", f"--student={name}", exchange, cache,
                              cwd=homes[name])  # fmt: skip
 
-    with pytest.MonkeyPatch.context() as env:  # PATH: see `course`
+    with pytest.MonkeyPatch.context() as env:
         env.setenv("FITLAB_PROFILE", "smoke")  # inherited by the autograder's kernels
         for name in EXERCISES:
             teacher("release_assignment", name, exchange)

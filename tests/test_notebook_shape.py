@@ -13,11 +13,12 @@ import re
 from pathlib import Path
 
 import pytest
+from maintainer_tools import workbook
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 MAIN = sorted(NOTEBOOKS_DIR.glob("0*.ipynb"))
 EXERCISES = sorted(NOTEBOOKS_DIR.glob("exercises/*/*.ipynb"))  # nbgrader's <exercise>/<notebook>
-ALL = [*MAIN, *EXERCISES, *sorted(NOTEBOOKS_DIR.glob("solutions/*/*.ipynb"))]
+ALL = workbook.notebooks_in_order(NOTEBOOKS_DIR)  # lessons, exercises, their sources
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 

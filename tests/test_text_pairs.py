@@ -16,6 +16,7 @@ import nbformat
 import pytest
 from jupytext.config import load_jupytext_config
 from jupytext.paired_paths import paired_paths
+from maintainer_tools import workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -27,13 +28,8 @@ FIX = "Run `make text`: it syncs every pair, the file edited last winning."
 
 
 def notebooks() -> list[Path]:
-    """The lessons, and each exercise's source and student version (nbgrader's layout).
-
-    Not the rest of ``notebooks/``: a teacher grading there keeps nbgrader's
-    ``submitted/``, ``autograded/`` and ``feedback/`` folders beside them.
-    """
-    patterns = ("*.ipynb", "solutions/*/*.ipynb", "exercises/*/*.ipynb")
-    return sorted(path for pattern in patterns for path in NOTEBOOKS.glob(pattern))
+    """The workbook's notebooks, not the submissions of a teacher grading in ``notebooks/``."""
+    return workbook.notebooks_in_order(NOTEBOOKS)
 
 
 def text_forms() -> list[Path]:

@@ -6,20 +6,14 @@ or two each); the load average is scripted.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import nbformat
 import pytest
+from maintainer_tools import workbook
 
 from fitlab.config import PROFILE_ENV
-
-_spec = importlib.util.spec_from_file_location(
-    "workbook", Path(__file__).resolve().parent.parent / "tools" / "workbook.py"
-)
-workbook = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(workbook)
 
 QUIET = (0.1, 0.2, 0.3)
 

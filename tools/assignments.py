@@ -84,11 +84,10 @@ def nbgrader(*argv: str, cwd: Path) -> None:
     from jupyter_core.application import NoStart
     from nbgrader.apps import NbGraderApp
 
-    # nbgrader's gradebook runs the `alembic` command, installed beside this Python.
-    scripts = str(Path(sys.executable).parent)
-    if shutil.which("alembic") is None:
-        os.environ["PATH"] = os.pathsep.join([scripts, os.environ.get("PATH", "")])
-    app, path = NbGraderApp(), sys.path[:]
+    # nbgrader's gradebook runs the `alembic` command, installed beside this Python, which
+    # is not on PATH when the venv is not active (`make`, `.venv/bin/python -m pytest`).
+    app, path, shell_path = NbGraderApp(), sys.path[:], os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), shell_path])
     try:
         with contextlib.chdir(cwd):  # nbgrader reads nbgrader_config.py from here
             app.initialize(list(argv))
@@ -100,6 +99,7 @@ def nbgrader(*argv: str, cwd: Path) -> None:
             raise NbgraderFailed(f"`nbgrader {' '.join(argv)}` failed in {cwd}") from None
     finally:
         sys.path[:] = path  # each command puts its folder first on sys.path
+        os.environ["PATH"] = shell_path
         if app.subapp is not None:
             type(app.subapp).clear_instance()  # the next command gets a fresh one
 
