@@ -176,10 +176,14 @@ SEARCH_CHANGES = {
     "tutorial": {"optimizer", "learning_rate", "warmup_epochs", "weight_decay", "label_smoothing"},
     "improved": set(),
     "crop": {"augmentation"},
+    "crop-light": {"augmentation"},
     "colour": {"contrast", "brightness"},
     "crop+colour": {"augmentation", "contrast", "brightness"},
     "adamw": {"optimizer", "learning_rate", "weight_decay"},
     "ema": {"ema_momentum"},
+    "lr0.05": {"learning_rate"},
+    "wd0.001": {"weight_decay"},
+    "ls0": {"label_smoothing"},
 }
 
 
