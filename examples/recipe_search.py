@@ -82,8 +82,8 @@ CANDIDATES: dict[str, Recipe] = {
     # an average of the weights over about the last 100 batches (3-4 epochs)
     "ema": dataclasses.replace(IMPROVED, ema_momentum=0.99),
     # At 40 epochs `improved` scored as well on its own (augmented) training batches as
-    # on the validation rows: it under-fits, so the candidates below regularize less or
-    # move faster.
+    # on the validation rows (0.68): it under-fit, so these regularize less or move
+    # faster. At 120 epochs it over-fits (0.89 against 0.735): the longer runs decide.
     "lr0.05": dataclasses.replace(IMPROVED, learning_rate=0.05),
     "wd0.001": dataclasses.replace(IMPROVED, weight_decay=1e-3),
     "ls0": dataclasses.replace(IMPROVED, label_smoothing=0.0),
@@ -101,7 +101,7 @@ class Run(NamedTuple):
         return out / f"{self.candidate}-e{self.epochs}-s{self.seed}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--epochs", default="25", help="comma-separated epoch counts")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs training at once")
     parser.add_argument("--stop-after-min", type=float, help="start no run after this many minutes")
     parser.add_argument("--out", type=Path, default=Path("runs/search"))
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     names = args.candidates.split(",")
     unknown = sorted(set(names) - set(CANDIDATES))
     if unknown:
