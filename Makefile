@@ -68,12 +68,15 @@ test: install
 		$(PYTEST_NOTEBOOKS) --durations=25
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax fitlab/loops --doctest-modules
 
-# The tutorial's train.py; `make train METHOD=loop RECIPE=improved` for the others.
+# The tutorial's train.py; `make train METHOD=loop RECIPE=improved EPOCHS=120` for the others.
 METHOD ?= generator
 RECIPE ?= tutorial
+EPOCHS ?= 75
+# A run of other length gets a folder of its own (a folder resumes only its own settings).
+RUN_DIR = runs/$(RECIPE)-$(METHOD)$(if $(filter-out 75,$(EPOCHS)),-e$(EPOCHS))
 train: data
-	$(BIN)/python -m fitlab train --method $(METHOD) --recipe $(RECIPE) --epochs 75 --batch-size 32 \
-		--seed 42 --out runs/$(RECIPE)-$(METHOD)
+	$(BIN)/python -m fitlab train --method $(METHOD) --recipe $(RECIPE) --epochs $(EPOCHS) --batch-size 32 \
+		--seed 42 --out $(RUN_DIR)
 
 bench: data
 	$(BIN)/python -m fitlab bench build

@@ -182,6 +182,7 @@ SEARCH_CHANGES = {
     "adamw": {"optimizer", "learning_rate", "weight_decay"},
     "ema": {"ema_momentum"},
     "lr0.05": {"learning_rate"},
+    "lr0.01": {"learning_rate"},
     "wd0.001": {"weight_decay"},
     "ls0": {"label_smoothing"},
 }
