@@ -62,7 +62,7 @@ def main() -> None:
     except ValueError as error:  # a bad row: the error names the file and the line
         parser.error(str(error))
 
-    rates, losses = range_test(
+    rates, losses, smoothed = range_test(
         images,
         labels,
         start=args.start,
@@ -71,7 +71,6 @@ def main() -> None:
         batch_size=args.batch_size,
         seed=args.seed,
     )
-    smoothed = smooth(losses)
     steepest, lowest = suggestions(rates, smoothed)
     print(f"{'batch':>5} {'rate':>9} {'loss':>7} {'smoothed':>8}")
     for batch in range(0, len(rates), 10):
@@ -100,8 +99,8 @@ def range_test(
     batches: int,
     batch_size: int,
     seed: int,
-) -> tuple[list[float], list[float]]:
-    """Each batch's rate and loss, training a fresh MiniVGGNet as the rate grows.
+) -> tuple[list[float], list[float], list[float]]:
+    """Each batch's rate, loss and smoothed loss, training a fresh MiniVGGNet as the rate grows.
 
     The rate grows exponentially from ``start`` at the first batch to ``stop`` at
     batch ``batches``; fewer batches come back if the loss diverged first.
@@ -139,7 +138,7 @@ def range_test(
         smoothed = smooth(losses)
         if not math.isfinite(losses[-1]) or smoothed[-1] > DIVERGED * min(smoothed):
             break
-    return rates, losses
+    return rates, losses, smoothed
 
 
 def smooth(losses: list[float]) -> list[float]:

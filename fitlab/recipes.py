@@ -55,10 +55,10 @@ only differences of several points say anything; no candidate beat
 ``"improved"`` by more than that, and training longer did (+0.049 from 20
 to 40 epochs, +0.059 more at 120). A learning-rate range test
 (``examples/lr_range_test.py``) found the loss lowest at a rate of 0.023,
-about ``"improved"``'s peak. That is why no third named recipe exists: the search kept
-``"improved"``, trained longer. On the test set, read once per run after
-that choice, 120 epochs of it gave 0.746 (0.735–0.756) over three seeds,
-against 0.704 for 75 epochs (``README.md``, "Results and benchmarks").
+about ``"improved"``'s peak. That is why no third named recipe exists: the
+search kept ``"improved"``, trained longer. On the test set, read once per
+run after that choice, 120 epochs of it gave 0.746 (0.735–0.756) over three
+seeds, against 0.704 for 75 epochs (``README.md``, "Results and benchmarks").
 
 Every recipe serializes with the model (``model.keras``), so a saved run
 resumes with its schedule.
