@@ -64,17 +64,15 @@ CROP_AUGMENTATION = dict(
 # The same, zooming in by at most 20 %: the test images show whole flowers, and the
 # 40 % crops moved the training images' scale away from theirs.
 LIGHT_CROP_AUGMENTATION = dict(CROP_AUGMENTATION, zoom_range=(0.8, 1.0))
-# Contrast scaled by up to ±30 %, brightness moved by up to ±10 % of the range; hue is
-# left alone, since colour tells these species apart.
-COLOUR = dict(contrast=0.3, brightness=0.1)
+COLOUR = RECIPE_SETTINGS["improved-colour"]
 
 CANDIDATES: dict[str, Recipe] = {
     "tutorial": RECIPE_SETTINGS["tutorial"],
     "improved": IMPROVED,
     "crop": dataclasses.replace(IMPROVED, augmentation=CROP_AUGMENTATION),
     "crop-light": dataclasses.replace(IMPROVED, augmentation=LIGHT_CROP_AUGMENTATION),
-    "colour": dataclasses.replace(IMPROVED, **COLOUR),
-    "crop+colour": dataclasses.replace(IMPROVED, augmentation=CROP_AUGMENTATION, **COLOUR),
+    "colour": COLOUR,
+    "crop+colour": dataclasses.replace(COLOUR, augmentation=CROP_AUGMENTATION),
     # AdamW at the rate and decay usually quoted for small CNNs, instead of Nesterov SGD
     "adamw": dataclasses.replace(
         IMPROVED, optimizer="adamw", learning_rate=2e-3, weight_decay=0.05

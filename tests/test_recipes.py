@@ -94,7 +94,8 @@ def test_the_improved_loss_is_cross_entropy_on_smoothed_targets():
 
 
 def test_bad_arguments_say_what_is_allowed():
-    with pytest.raises(ValueError, match=r"recipe must be one of \('tutorial', 'improved'\)"):
+    named = r"recipe must be one of \('tutorial', 'improved', 'improved-colour'\)"
+    with pytest.raises(ValueError, match=named):
         make_recipe("adam", epochs=1, steps_per_epoch=1)
     with pytest.raises(ValueError, match="must be positive"):
         make_recipe("improved", epochs=0, steps_per_epoch=32)
@@ -148,6 +149,30 @@ def test_the_recipe_augmentation_adds_colour_after_the_geometry():
     assert "RandomContrast" not in [
         layer.__class__.__name__ for layer in make_recipe_augmentation("improved").layers
     ]
+
+
+def test_improved_colour_is_improved_with_colour_jitter_after_the_tutorials_geometry():
+    optimizer, loss = make_recipe("improved-colour", epochs=200, steps_per_epoch=32)
+    reference, _ = make_recipe("improved", epochs=200, steps_per_epoch=32)
+    for step in (0, 96, 3200, 6399):
+        assert rate_at(optimizer, step) == pytest.approx(rate_at(reference, step))
+    assert loss.get_config()["label_smoothing"] == 0.1
+    layers = make_recipe_augmentation("improved-colour", seed=0).layers
+    tutorial = make_recipe_augmentation("tutorial", seed=0).layers
+
+    def settings(layer):
+        config = layer.get_config()
+        return layer.__class__.__name__, {k: v for k, v in config.items() if k != "name"}
+
+    assert [settings(layer) for layer in layers[:-2]] == [settings(layer) for layer in tutorial]
+    (contrast, contrast_config), (brightness, brightness_config) = map(settings, layers[-2:])
+    assert (contrast, brightness) == ("RandomContrast", "RandomBrightness")
+    assert brightness_config["factor"] == (-0.1, 0.1)
+    # contrast: each image's spread about its mean times U(1, 1.3), raised, never lowered
+    images = np.random.default_rng(0).uniform(64, 192, (256, 8, 8, 3)).astype("float32")
+    jittered = np.asarray(layers[-2](images, training=True))
+    ratio = jittered.std(axis=(1, 2)) / images.std(axis=(1, 2))
+    assert 1.0 - 1e-4 < ratio.min() < 1.02 and 1.28 < ratio.max() < 1.3 + 1e-4
 
 
 def test_the_same_seed_gives_the_same_augmented_batch():
