@@ -164,12 +164,12 @@ class Recipe:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-#: The named recipes (``--recipe NAME``); their names are :data:`fitlab.RECIPES`.
 _IMPROVED = Recipe("sgd", 0.025, warmup_epochs=3, weight_decay=5e-3, label_smoothing=0.1)
+#: The named recipes (``--recipe NAME``); their names are :data:`fitlab.RECIPES`.
 RECIPE_SETTINGS: dict[str, Recipe] = {
     "tutorial": Recipe("legacy_sgd", 1e-2),
     "improved": _IMPROVED,
-    # Contrast scaled by up to ±30 %, brightness moved by up to ±10 % of the range; hue
+    # Contrast raised by up to 30 %, brightness moved by up to ±10 % of the range; hue
     # is left alone, since colour tells these species apart.
     "improved-colour": dataclasses.replace(_IMPROVED, contrast=0.3, brightness=0.1),
 }
