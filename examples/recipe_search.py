@@ -20,7 +20,8 @@ training CSV can be given directly, gzipped or not, instead of the archive::
 
 Runs are started seed by seed, so a search stopped early (``--stop-after-min``:
 no run starts after that, those under way finish) has every candidate at the
-first seeds. ``OUT/table.json`` holds the finished runs, rewritten after each.
+first seeds. ``OUT/table.json`` holds every finished run in ``OUT``, this
+search's and earlier ones', rewritten after each.
 The README's table ("Searching for a better recipe") came from this script.
 """
 
@@ -177,6 +178,7 @@ def train_all(
     # run carries into the next, as with `python -m fitlab train`.
     context = multiprocessing.get_context("spawn")
     rows: list[dict] = []
+    table = Table(out / "table.json")
     queue = iter(runs)
     with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
         under_way = set()
@@ -198,7 +200,29 @@ def train_all(
                     f"{row['tta_accuracy']:.3f}, {row['wall_s'] / 60:.1f} min",
                     flush=True,
                 )
-                write_atomically(out / "table.json", json.dumps(rows, indent=1).encode())
+                table.add(row)
+
+
+class Table:
+    """``OUT/table.json``: one row per finished run, kept across searches into the same ``OUT``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[tuple, dict] = {}
+        if path.exists():
+            try:
+                self.add(*json.loads(path.read_text()), write=False)
+            except (ValueError, TypeError, KeyError) as error:
+                raise ValueError(
+                    f"{path}: not a table this script wrote ({error}); move it away to start anew"
+                ) from None
+
+    def add(self, *rows: dict, write: bool = True) -> None:
+        """Add ``rows`` (a rerun replaces its earlier row) and rewrite the file atomically."""
+        for row in rows:
+            self.rows[row["candidate"], row["epochs"], row["seed"]] = row
+        if write:
+            write_atomically(self.path, json.dumps(list(self.rows.values()), indent=1).encode())
 
 
 def train_one(run: Run, split: Flowers17Files, batch_size: int, out: Path) -> dict:
