@@ -69,8 +69,25 @@ def test_the_search_trains_runs_at_once_from_a_gzipped_csv_and_scores_the_held_o
     assert stopped.returncode == 0, stopped.stderr[-3000:]
     assert "2 of 2 runs were not started" in stopped.stdout
 
+    # a second search into the same folder adds its runs to the table
+    more = search(tmp_path, *args, "--candidates", "wd0.001")
+    assert more.returncode == 0, more.stderr[-3000:]
+    rows = json.loads((out / "table.json").read_text())
+    assert sorted(row["candidate"] for row in rows) == ["improved", "ls0", "wd0.001"]
+
 
 def test_a_missing_training_csv_is_one_line_naming_it(tmp_path):
     done = search(tmp_path, "--train-csv", "nowhere.csv.gz", "--out", str(tmp_path / "s"))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "nowhere.csv.gz" in done.stderr
+
+
+def test_a_table_it_did_not_write_is_one_line_naming_it(tmp_path):
+    train_csv = make_synthetic_csv(tmp_path / "flowers17_training.csv", rows=24, size=16)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "table.json").write_text("{not json")
+    done = search(tmp_path, "--train-csv", str(train_csv), "--out", str(tmp_path / "s"))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "table.json: not a table this script wrote" in done.stderr
+    assert "move it away" in done.stderr
