@@ -68,7 +68,7 @@ test: install
 		$(PYTEST_NOTEBOOKS) --durations=25
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/jax fitlab/loops --doctest-modules
 
-# The tutorial's train.py; `make train METHOD=fit RECIPE=improved-colour EPOCHS=200` for the others.
+# The tutorial's train.py; `make train METHOD=fit RECIPE=improved-colour EPOCHS=250` for the others.
 METHOD ?= generator
 RECIPE ?= tutorial
 EPOCHS ?= 75
