@@ -125,6 +125,7 @@ def test_every_named_recipe_has_its_settings():
         ({"learning_rate": 0.0}, "learning_rate must be > 0"),
         ({"ema_momentum": 1.0}, "ema_momentum must be in"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in"),
+        ({"erasing": 1.5}, "erasing is a probability"),
     ],
 )
 def test_a_recipe_with_bad_settings_says_which(changes, message):
@@ -186,6 +187,29 @@ def test_the_same_seed_gives_the_same_augmented_batch():
     assert not np.allclose(first, images)
 
 
+def test_erasing_replaces_one_rectangle_of_noise_in_that_share_of_the_images():
+    layer = make_recipe_augmentation(Recipe("sgd", 0.01, erasing=0.5), seed=0).layers[-1]
+    assert layer.__class__.__name__ == "RandomErasing"
+    images = np.full((400, 32, 32, 3), 100.0, dtype="float32")
+    erased = np.asarray(layer(images, training=True))
+    changed = (erased != images).any(axis=-1)
+    hit = changed.any(axis=(1, 2))
+    assert 0.4 < hit.mean() < 0.6  # p = 0.5, not the 0.25 a bare 0.5 would give
+    for mask in changed[hit]:
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        # one rectangle, each side 2-33 % of the image's squared: 0.14-0.57 of 32 pixels
+        assert 4 <= rows.size <= 19 and 4 <= cols.size <= 19
+        assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() > 0.9
+    assert erased.min() >= 0 and erased.max() <= 255
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+
+
+def test_a_setting_added_later_is_recorded_only_when_set():
+    """Runs recorded before `erasing` existed still match their recipe, so they resume."""
+    assert "erasing" not in RECIPE_SETTINGS["improved-colour"].settings()
+    assert Recipe("sgd", 0.01, erasing=0.5).settings()["erasing"] == 0.5
+
+
 def test_a_recipe_given_as_settings_is_recorded_and_a_different_one_refused(tiny_flowers, tmp_path):
     recipe = Recipe("sgd", 0.01, contrast=0.2)
     run = dict(epochs=1, batch_size=6, files=tiny_flowers, out=tmp_path / "run", verbose=0)
@@ -210,6 +234,8 @@ SEARCH_CHANGES = {
     "lr0.01": {"learning_rate"},
     "wd0.001": {"weight_decay"},
     "ls0": {"label_smoothing"},
+    "colour+erasing": {"contrast", "brightness", "erasing"},
+    "colour+erasing0.25": {"contrast", "brightness", "erasing"},
 }
 
 
