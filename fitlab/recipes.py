@@ -190,18 +190,13 @@ class Recipe:
     def settings(self) -> dict:
         """The recipe as JSON values (what a checkpoint records and compares).
 
-        A setting added after runs were recorded is left out while unset, so
-        those runs still resume and still count as finished.
+        ``erasing`` came after the README's runs were recorded: it is left out
+        while unset, so those runs still resume and still count as finished.
         """
         settings = dataclasses.asdict(self)
-        for added in dataclasses.fields(self):
-            if added.name in _ADDED_LATER and settings[added.name] == added.default:
-                del settings[added.name]
+        if not self.erasing:
+            del settings["erasing"]
         return json.loads(json.dumps(settings))
-
-
-# Settings added after the README's runs were recorded; see Recipe.settings.
-_ADDED_LATER = ("erasing",)
 
 
 _IMPROVED = Recipe("sgd", 0.025, warmup_epochs=3, weight_decay=5e-3, label_smoothing=0.1)

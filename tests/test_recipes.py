@@ -197,7 +197,7 @@ def test_erasing_replaces_one_rectangle_of_noise_in_that_share_of_the_images():
     assert 0.4 < hit.mean() < 0.6  # p = 0.5, not the 0.25 a bare 0.5 would give
     for mask in changed[hit]:
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-        # one rectangle, each side 2-33 % of the image's squared: 0.14-0.57 of 32 pixels
+        # one rectangle, each side sqrt(U(0.02, 0.33)) of the image's: 0.14-0.57 of 32 pixels
         assert 4 <= rows.size <= 19 and 4 <= cols.size <= 19
         assert mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].mean() > 0.9
     assert erased.min() >= 0 and erased.max() <= 255
