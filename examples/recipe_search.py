@@ -21,7 +21,10 @@ training CSV can be given directly, gzipped or not, instead of the archive::
 Runs are started seed by seed, so a search stopped early (``--stop-after-min``:
 no run starts after that, those under way finish) has every candidate at the
 first seeds. ``OUT/table.json`` holds every finished run in ``OUT``, this
-search's and earlier ones', rewritten after each.
+search's and earlier ones', rewritten after each. A search that is killed,
+however (``kill``, ``timeout``, even ``SIGKILL``), takes the runs it started
+with it, so none trains on unseen into its folder; the same command run again
+resumes each from its last checkpoint.
 The README's table ("Searching for a better recipe") came from this script.
 """
 
@@ -49,6 +52,7 @@ from fitlab import (
     prepare_flowers17,
     train_tutorial,
 )
+from fitlab.cluster import die_with_parent
 from fitlab.files import write_atomically
 
 IMPROVED = RECIPE_SETTINGS["improved"]
@@ -185,7 +189,13 @@ def train_all(
     rows: list[dict] = []
     table = Table(out / "table.json")
     queue = iter(runs)
-    with ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1) as pool:
+    with ProcessPoolExecutor(
+        jobs,
+        mp_context=context,
+        max_tasks_per_child=1,
+        initializer=die_with,
+        initargs=(os.getpid(),),
+    ) as pool:
         under_way = set()
         while True:
             while len(under_way) < jobs and time.monotonic() < deadline:
@@ -228,6 +238,15 @@ class Table:
             self.rows[row["candidate"], row["epochs"], row["seed"]] = row
         if write:
             write_atomically(self.path, json.dumps(list(self.rows.values()), indent=1).encode())
+
+
+def die_with(search: int) -> None:
+    """Each run's process dies with the search that started it, however the search dies.
+
+    Otherwise a search stopped by ``kill`` or ``timeout`` leaves its runs training,
+    orphaned, into the folders the next search resumes from.
+    """
+    die_with_parent(search)()
 
 
 def train_one(run: Run, split: Flowers17Files, batch_size: int, out: Path) -> dict:

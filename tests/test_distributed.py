@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import alive, children
 
 from fitlab import make_synthetic_csv
 from fitlab.cluster import STOP_WITHIN, free_ports, tf_config
@@ -187,23 +188,6 @@ def _train_args(out: Path, csvs: list[str]) -> list[str]:
             "--deterministic", "--out", str(out), *csvs]  # fmt: skip
 
 
-def _children(pid: int) -> list[int]:
-    tasks = Path(f"/proc/{pid}/task")
-    found = []
-    for task in tasks.iterdir() if tasks.exists() else ():
-        children = task / "children"
-        found += [int(c) for c in children.read_text().split()] if children.exists() else []
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _epochs_done(out: Path) -> int:
     try:
         return json.loads((out / "checkpoint" / "checkpoint.json").read_text())["epochs_done"]
@@ -224,7 +208,7 @@ def test_a_killed_worker_stops_the_run_and_the_same_command_resumes_it_exactly(t
     deadline = time.monotonic() + 300
     while _epochs_done(out) < 2 and launcher.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = _children(launcher.pid)
+    workers = children(launcher.pid)
     assert len(workers) == 2 and launcher.poll() is None, launcher.communicate()
     second = max(workers)  # started after the chief
     os.kill(second, signal.SIGKILL)
@@ -234,7 +218,7 @@ def test_a_killed_worker_stops_the_run_and_the_same_command_resumes_it_exactly(t
     assert launcher.returncode == 2
     assert "worker 1 of the run was killed by SIGKILL" in stderr and "Traceback" not in stderr
     assert stopped_in < STOP_WITHIN + 5, stopped_in
-    assert not [pid for pid in workers if _alive(pid)]  # no orphan left behind
+    assert not [pid for pid in workers if alive(pid)]  # no orphan left behind
 
     resumed = _cli(*_train_args(out, csvs))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -251,13 +235,13 @@ def test_workers_die_with_a_launcher_killed_by_sigkill(tmp_path, csvs):
         cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while len(_children(launcher.pid)) < 2 and time.monotonic() < deadline:
+    while len(children(launcher.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = _children(launcher.pid)
+    workers = children(launcher.pid)
     assert len(workers) == 2
     launcher.kill()
     launcher.wait()
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in workers if _alive(pid)]
+    assert not [pid for pid in workers if alive(pid)]

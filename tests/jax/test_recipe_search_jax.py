@@ -10,13 +10,16 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
 import pytest
 from no_tensorflow import BLOCK_TENSORFLOW
+from processes import alive, children
 
 from fitlab import make_synthetic_csv
 from fitlab.files import sha256_of
@@ -28,12 +31,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 def search(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """Run the search script in a Python where TensorFlow cannot be imported."""
+    argv, env = search_command(tmp_path, *args)
+    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def search_command(tmp_path: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """The search's command line, and an environment in which TensorFlow cannot be imported."""
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(BLOCK_TENSORFLOW)
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}
-    argv = [sys.executable, str(REPO / "examples" / "recipe_search.py"), *args]
-    return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return [sys.executable, str(REPO / "examples" / "recipe_search.py"), *args], env
 
 
 @pytest.mark.slow
@@ -91,3 +99,32 @@ def test_a_table_it_did_not_write_is_one_line_naming_it(tmp_path):
     assert "Traceback" not in done.stderr
     assert "table.json: not a table this script wrote" in done.stderr
     assert "move it away" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_search_killed_by_sigkill_takes_its_run_with_it(tmp_path):
+    """Not an orphan that trains on, unseen, into the folder the next search resumes from."""
+    train_csv = make_synthetic_csv(tmp_path / "flowers17_training.csv", rows=24, size=16)
+    out = tmp_path / "search"
+    argv, env = search_command(
+        tmp_path, "--train-csv", str(train_csv), "--candidates", "improved", "--epochs", "100000",
+        "--batch-size", "8", "--out", str(out),
+    )  # fmt: skip
+    searching = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)
+    checkpoint = out / "improved-e100000-s0" / "checkpoint" / "checkpoint.json"
+    deadline = time.monotonic() + 240
+    while not checkpoint.exists() and searching.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the run has trained an epoch
+    started = children(searching.pid)  # the run, and multiprocessing's resource tracker
+    try:
+        assert checkpoint.exists() and searching.poll() is None, "the run never trained"
+        searching.kill()
+        searching.wait()
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in started if alive(pid)]
+    finally:
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

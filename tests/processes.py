@@ -1,0 +1,24 @@
+"""What the tests that kill a launcher share: its child processes, and whether one still runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def children(pid: int) -> list[int]:
+    """The pids of process ``pid``'s children, from Linux's ``/proc`` (none elsewhere)."""
+    tasks = Path(f"/proc/{pid}/task")
+    found = []
+    for task in tasks.iterdir() if tasks.exists() else ():
+        listed = task / "children"
+        found += [int(c) for c in listed.read_text().split()] if listed.exists() else []
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0]
+    except OSError:
+        return False
+    return state != "Z"
