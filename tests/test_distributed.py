@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import alive, children
+from processes import alive, children, survivors
 
 from fitlab import make_synthetic_csv
 from fitlab.cluster import STOP_WITHIN, free_ports, tf_config
@@ -241,7 +241,4 @@ def test_workers_die_with_a_launcher_killed_by_sigkill(tmp_path, csvs):
     assert len(workers) == 2
     launcher.kill()
     launcher.wait()
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in workers if alive(pid)]
+    assert not survivors(workers, within=10)

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import pytest
 from no_tensorflow import BLOCK_TENSORFLOW
-from processes import alive, children
+from processes import alive, children, survivors
 
 from fitlab import make_synthetic_csv
 from fitlab.files import sha256_of
@@ -120,10 +120,7 @@ def test_a_search_killed_by_sigkill_takes_its_run_with_it(tmp_path):
         assert checkpoint.exists() and searching.poll() is None, "the run never trained"
         searching.kill()
         searching.wait()
-        deadline = time.monotonic() + 20
-        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not [pid for pid in started if alive(pid)]
+        assert not survivors(started, within=20)
     finally:
         for pid in started:
             if alive(pid):
