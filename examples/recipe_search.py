@@ -98,6 +98,9 @@ CANDIDATES: dict[str, Recipe] = {
     # flower but keeps its scale, which the crops (they hurt) changed.
     "colour+erasing": dataclasses.replace(COLOUR, erasing=0.5),
     "colour+erasing0.25": dataclasses.replace(COLOUR, erasing=0.25),
+    # Stronger augmentation still, as Keras ships it: RandAugment at its default
+    # strength, two of its eleven operations a batch, on top of colour jitter.
+    "colour+randaugment": dataclasses.replace(COLOUR, randaugment=0.5),
 }
 
 
@@ -271,9 +274,10 @@ def print_table(rows: list[dict]) -> None:
         groups.setdefault((row["epochs"], row["candidate"]), []).append(row)
     if not groups:
         return
+    width = max(len("candidate"), *(len(name) for _, name in groups))
     print("\nvalidation accuracy: mean (min–max) over seeds; the test CSV was not read")
     print(
-        f"{'candidate':12} {'epochs':>6} {'seeds':>5} {'accuracy':>19} {'vs improved':>11} "
+        f"{'candidate':{width}} {'epochs':>6} {'seeds':>5} {'accuracy':>19} {'vs improved':>11} "
         f"{'macro F1':>8} {'mirrored':>8} {'min/run':>7}"
     )
     for (epochs, name), group in groups.items():
@@ -283,7 +287,7 @@ def print_table(rows: list[dict]) -> None:
         gain = f"{mean - _mean(base, 'accuracy'):+.3f}" if base else "—"
         spread = f"{mean:.3f} ({min(accuracy):.3f}–{max(accuracy):.3f})"
         print(
-            f"{name:12} {epochs:6} {len(group):5} {spread:>19} {gain:>11} "
+            f"{name:{width}} {epochs:6} {len(group):5} {spread:>19} {gain:>11} "
             f"{_mean(group, 'macro_f1'):8.3f} {_mean(group, 'tta_accuracy'):8.3f} "
             f"{_mean(group, 'wall_s') / 60:7.1f}"
         )

@@ -4,6 +4,7 @@ resumes as itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -126,6 +127,7 @@ def test_every_named_recipe_has_its_settings():
         ({"ema_momentum": 1.0}, "ema_momentum must be in"),
         ({"label_smoothing": 1.0}, "label_smoothing must be in"),
         ({"erasing": 1.5}, "erasing is a probability"),
+        ({"randaugment": -0.1}, "randaugment is a strength"),
     ],
 )
 def test_a_recipe_with_bad_settings_says_which(changes, message):
@@ -204,10 +206,33 @@ def test_erasing_replaces_one_rectangle_of_noise_in_that_share_of_the_images():
     np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
 
 
-def test_a_setting_added_later_is_recorded_only_when_set():
-    """Runs recorded before `erasing` existed still match their recipe, so they resume."""
-    assert "erasing" not in RECIPE_SETTINGS["improved-colour"].settings()
-    assert Recipe("sgd", 0.01, erasing=0.5).settings()["erasing"] == 0.5
+def test_randaugment_comes_last_as_keras_ships_it_and_leaves_the_colour_seeds_alone():
+    colour = RECIPE_SETTINGS["improved-colour"]
+    stronger = dataclasses.replace(colour, randaugment=0.5)
+    layers = make_recipe_augmentation(stronger, seed=3).layers
+    config = layers[-1].get_config()
+    assert layers[-1].__class__.__name__ == "RandAugment"
+    assert (config["num_ops"], config["factor"], tuple(config["value_range"])) == (
+        2,
+        (0.0, 0.5),
+        (0, 255),
+    )
+    # the colour runs recorded before RandAugment keep their draws
+    before = make_recipe_augmentation(colour, seed=3).layers
+    assert [layer.get_config()["seed"] for layer in layers[:-1]] == [
+        layer.get_config()["seed"] for layer in before
+    ]
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    augmented = np.asarray(layers[-1](images, training=True))
+    assert augmented.min() >= 0 and augmented.max() <= 255 and not np.allclose(augmented, images)
+    np.testing.assert_array_equal(np.asarray(layers[-1](images, training=False)), images)
+
+
+@pytest.mark.parametrize("setting", ["erasing", "randaugment"])
+def test_a_setting_added_later_is_recorded_only_when_set(setting):
+    """Runs recorded before the setting existed still match their recipe, so they resume."""
+    assert setting not in RECIPE_SETTINGS["improved-colour"].settings()
+    assert Recipe("sgd", 0.01, **{setting: 0.5}).settings()[setting] == 0.5
 
 
 def test_a_recipe_given_as_settings_is_recorded_and_a_different_one_refused(tiny_flowers, tmp_path):
@@ -236,12 +261,12 @@ SEARCH_CHANGES = {
     "ls0": {"label_smoothing"},
     "colour+erasing": {"contrast", "brightness", "erasing"},
     "colour+erasing0.25": {"contrast", "brightness", "erasing"},
+    "colour+randaugment": {"contrast", "brightness", "randaugment"},
 }
 
 
 def test_each_candidate_of_the_search_changes_what_its_name_says_and_builds():
     """examples/recipe_search.py: an ablation by addition, so each candidate changes one thing."""
-    import dataclasses
     import importlib.util
     from pathlib import Path
 
