@@ -262,6 +262,8 @@ SEARCH_CHANGES = {
     "colour+erasing": {"contrast", "brightness", "erasing"},
     "colour+erasing0.25": {"contrast", "brightness", "erasing"},
     "colour+randaugment": {"contrast", "brightness", "randaugment"},
+    "colour+lr0.05": {"contrast", "brightness", "learning_rate"},
+    "colour+wd0.001": {"contrast", "brightness", "weight_decay"},
 }
 
 
