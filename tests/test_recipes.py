@@ -264,6 +264,7 @@ SEARCH_CHANGES = {
     "colour+randaugment": {"contrast", "brightness", "randaugment"},
     "colour+lr0.05": {"contrast", "brightness", "learning_rate"},
     "colour+wd0.001": {"contrast", "brightness", "weight_decay"},
+    "colour+wd0.025": {"contrast", "brightness", "weight_decay"},
 }
 
 
