@@ -205,7 +205,7 @@ def _train_options(parser: argparse.ArgumentParser) -> None:
         choices=RECIPES,
         default="tutorial",
         help="optimizer, schedule, loss and augmentation: the tutorial's (default) or the "
-        "improved one (fitlab/recipes.py)",
+        "improved ones (fitlab/recipes.py)",
     )
     parser.add_argument(
         "--out",

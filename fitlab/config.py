@@ -28,7 +28,7 @@ from pathlib import Path
 #: The four ways ``python -m fitlab train`` trains (see :func:`fitlab.train_tutorial`).
 METHODS = ("fit", "generator", "batch", "loop")
 #: The training recipes of :func:`fitlab.make_recipe`.
-RECIPES = ("tutorial", "improved", "improved-colour")
+RECIPES = ("tutorial", "improved", "improved-colour", "improved-colour-wd")
 #: The benchmarks of ``python -m fitlab bench NAME``.
 BENCHMARKS = ("build", "pipeline", "loops", "live", "faults", "gpu", "distributed")
 #: The Keras backends fitlab trains on (``python -m fitlab train --backend``).

@@ -95,7 +95,10 @@ def test_the_improved_loss_is_cross_entropy_on_smoothed_targets():
 
 
 def test_bad_arguments_say_what_is_allowed():
-    named = r"recipe must be one of \('tutorial', 'improved', 'improved-colour'\)"
+    named = (
+        r"recipe must be one of \('tutorial', 'improved', 'improved-colour',"
+        r" 'improved-colour-wd'\)"
+    )
     with pytest.raises(ValueError, match=named):
         make_recipe("adam", epochs=1, steps_per_epoch=1)
     with pytest.raises(ValueError, match="must be positive"):
@@ -176,6 +179,23 @@ def test_improved_colour_is_improved_with_colour_jitter_after_the_tutorials_geom
     jittered = np.asarray(layers[-2](images, training=True))
     ratio = jittered.std(axis=(1, 2)) / images.std(axis=(1, 2))
     assert 1.0 - 1e-4 < ratio.min() < 1.02 and 1.28 < ratio.max() < 1.3 + 1e-4
+
+
+def test_improved_colour_wd_is_improved_colour_with_five_times_the_weight_decay():
+    optimizer, _ = make_recipe("improved-colour-wd", epochs=250, steps_per_epoch=32)
+    reference, _ = make_recipe("improved-colour", epochs=250, steps_per_epoch=32)
+    assert optimizer.weight_decay == pytest.approx(0.025)
+    assert reference.weight_decay == pytest.approx(0.005)
+    for step in (0, 96, 4000, 7999):
+        assert rate_at(optimizer, step) == pytest.approx(rate_at(reference, step))
+    configs = [
+        [
+            {key: value for key, value in layer.get_config().items() if key != "name"}
+            for layer in make_recipe_augmentation(name, seed=0).layers
+        ]
+        for name in ("improved-colour-wd", "improved-colour")
+    ]
+    assert len(configs[0]) == 7 and configs[0] == configs[1]
 
 
 def test_the_same_seed_gives_the_same_augmented_batch():
