@@ -107,7 +107,7 @@ CANDIDATES: dict[str, Recipe] = {
     "colour+wd0.001": dataclasses.replace(COLOUR, weight_decay=1e-3),
     # Neither raised colour, which still over-fits (0.92-0.96 on its last training
     # batches): the other way, five times the weight decay instead of a fifth.
-    "colour+wd0.025": dataclasses.replace(COLOUR, weight_decay=0.025),
+    "colour+wd0.025": RECIPE_SETTINGS["improved-colour-wd"],
 }
 
 
