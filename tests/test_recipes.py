@@ -45,6 +45,12 @@ def rate_at(optimizer, step: int) -> float:
     return float(optimizer.learning_rate)
 
 
+def settings(layer) -> tuple[str, dict]:
+    """A layer's class and configuration, without the name Keras numbers per instance."""
+    config = layer.get_config()
+    return layer.__class__.__name__, {k: v for k, v in config.items() if k != "name"}
+
+
 @pytest.mark.parametrize("step", [0, 1, 10, 500, 2399])
 def test_the_tutorial_recipe_is_the_tutorials_sgd(step):
     optimizer, loss = make_recipe("tutorial", epochs=EPOCHS, steps_per_epoch=STEPS)
@@ -166,10 +172,6 @@ def test_improved_colour_is_improved_with_colour_jitter_after_the_tutorials_geom
     layers = make_recipe_augmentation("improved-colour", seed=0).layers
     tutorial = make_recipe_augmentation("tutorial", seed=0).layers
 
-    def settings(layer):
-        config = layer.get_config()
-        return layer.__class__.__name__, {k: v for k, v in config.items() if k != "name"}
-
     assert [settings(layer) for layer in layers[:-2]] == [settings(layer) for layer in tutorial]
     (contrast, contrast_config), (brightness, brightness_config) = map(settings, layers[-2:])
     assert (contrast, brightness) == ("RandomContrast", "RandomBrightness")
@@ -189,10 +191,7 @@ def test_improved_colour_wd_is_improved_colour_with_five_times_the_weight_decay(
     for step in (0, 96, 4000, 7999):
         assert rate_at(optimizer, step) == pytest.approx(rate_at(reference, step))
     configs = [
-        [
-            {key: value for key, value in layer.get_config().items() if key != "name"}
-            for layer in make_recipe_augmentation(name, seed=0).layers
-        ]
+        [settings(layer) for layer in make_recipe_augmentation(name, seed=0).layers]
         for name in ("improved-colour-wd", "improved-colour")
     ]
     assert len(configs[0]) == 7 and configs[0] == configs[1]
