@@ -29,11 +29,12 @@ builds variants with ``dataclasses.replace`` and trains them with
     ``"improved"`` plus colour jitter after the geometry: each image's
     contrast raised by a factor drawn from 1 to 1.3, its brightness moved by
     up to ±10 % of the range (hue left alone: colour tells these species
-    apart). The search's choice, at 250 epochs.
+    apart). The search's first choice, at 250 epochs.
 ``"improved-colour-wd"``
     ``"improved-colour"`` with five times the weight decay (0.025): the best
     mean on the search's validation rows since (0.830 over three seeds,
-    against 0.802 for ``"improved-colour"``), not yet scored on the test set.
+    against 0.802 for ``"improved-colour"``), and on the test set 0.824 over
+    three seeds at 250 epochs, the best recipe here.
 
 What each change is worth was measured with ``examples/recipe_search.py``
 (``README.md``, "Searching for a better recipe", has the whole table and the
@@ -136,7 +137,12 @@ and 2 scored 0.838 and 0.848, the search's two best runs. The three average
 training batches harder (0.97–0.99), likely because, behind batch
 normalization, decay shrinks the convolutions' weights, which raises the
 effective rate rather than simplifying the network. As the best validation
-mean, it is ``"improved-colour-wd"``; it has not read the test set yet.
+mean, it is ``"improved-colour-wd"``. Only then did it read the test set:
+trained for 250 epochs with the seeds and batch of the other test-set runs,
+it gave 0.824 (0.818–0.835, macro F1 0.827) over three seeds, above the 0.80
+this project aims at (short of the stretch goal, 0.85), and +0.027 over
+``"improved-colour"`` seed for seed (+0.041, +0.009, +0.032; 2.8 standard
+errors).
 
 Every recipe serializes with the model (``model.keras``), so a saved run
 resumes with its schedule.
